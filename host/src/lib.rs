@@ -1,0 +1,23 @@
+//! Sluice: a log shipper that streams records through WebAssembly plugins.
+//!
+//! Records flow `source -> [transform -> ...] -> sink`, wired by `inputs:` in the pipeline
+//! YAML, always in batches:
+//!
+//! - [`config`] loads and validates pipeline files (file:line:col for every problem);
+//! - [`sources`] read records ([`decode`] turns lines into records);
+//! - [`transforms`] run plugins through [`plugin`], the wasmtime-based runtime of ABI v1;
+//! - [`sinks`] write records and acknowledge them ([`ack`]), so file sources checkpoint
+//!   only what was delivered;
+//! - [`topology`] wires and runs them; [`telemetry`] and [`admin`] report on them.
+
+pub mod ack;
+pub mod admin;
+pub mod config;
+pub mod decode;
+pub mod event;
+pub mod plugin;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;
+pub mod topology;
+pub mod transforms;

@@ -1,0 +1,266 @@
+//! The `sluice` command line.
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice::config::{self, PipelineConfig};
+use sluice::decode::Decoding;
+use sluice::plugin::WasmHarness;
+use sluice::telemetry::Telemetry;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A log shipper that streams records through WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+struct Cli {
+    /// Format of Sluice's own log on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `sluice=debug`.
+    #[arg(long, global = true, default_value = "info", env = "SLUICE_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone)]
+struct PipelineArgs {
+    /// Pipeline file; repeat to layer overlays on a base (later files win).
+    #[arg(short, long = "config", value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// Environment overlay: adds `NAME.yaml` from the first file's directory
+    /// (`pipelines/base.yaml` when no -c is given).
+    #[arg(long, value_name = "NAME", env = "SLUICE_ENV")]
+    env: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline (the built-in demo when no -c/--env is given) until SIGINT/SIGTERM.
+    Run(PipelineArgs),
+    /// Check a pipeline and report every problem with file:line:col; start nothing.
+    Validate(PipelineArgs),
+    /// Work with one plugin outside a pipeline.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Read lines on stdin, run them through PLUGIN.wasm, write records as JSON lines on
+    /// stdout (metric updates, alerts and plugin logs go to stderr).
+    Run {
+        plugin: PathBuf,
+        /// YAML (or JSON) file holding the plugin's `config:` block.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = DecodeArg::Text)]
+        decode: DecodeArg,
+        /// Records per plugin call.
+        #[arg(long, default_value_t = 1024)]
+        batch_size: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecodeArg {
+    Text,
+    Json,
+    Nautilus,
+}
+
+impl From<DecodeArg> for Decoding {
+    fn from(d: DecodeArg) -> Self {
+        match d {
+            DecodeArg::Text => Decoding::Text,
+            DecodeArg::Json => Decoding::Json,
+            DecodeArg::Nautilus => Decoding::Nautilus,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    if let Err(e) = try_main(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run(PipelineArgs { config: vec![], env: None })) {
+        Command::Validate(args) => {
+            let config = load(&args)?;
+            println!(
+                "{}: ok ({} sources, {} transforms, {} sinks)",
+                describe(&config),
+                config.sources.len(),
+                config.transforms.len(),
+                config.sinks.len()
+            );
+            Ok(())
+        }
+        Command::Run(args) => {
+            let config = load(&args)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(config))
+        }
+        Command::Plugin(PluginCommand::Run {
+            plugin,
+            config,
+            decode,
+            batch_size,
+        }) => plugin_run(&plugin, config.as_deref(), decode.into(), batch_size.max(1)),
+    }
+}
+
+fn describe(config: &PipelineConfig) -> String {
+    let files: Vec<String> = config.files.iter().map(|f| f.display().to_string()).collect();
+    files.join(" + ")
+}
+
+/// The files to load: `-c` files, the `--env` overlay, or the embedded demo.
+fn load(args: &PipelineArgs) -> anyhow::Result<PipelineConfig> {
+    let mut files = args.config.clone();
+    if let Some(env) = &args.env {
+        if files.is_empty() {
+            files.push(PathBuf::from("pipelines/base.yaml"));
+        }
+        let dir = files[0].parent().map(Path::to_owned).unwrap_or_default();
+        files.push(dir.join(format!("{env}.yaml")));
+    }
+    let loaded = if files.is_empty() {
+        tracing::info!("no pipeline given: running the built-in demo (pipelines/demo.yaml)");
+        config::load_sources(
+            &[(PathBuf::from("pipelines/demo.yaml"), config::DEMO_PIPELINE.to_owned())],
+            &|name| std::env::var(name).ok(),
+        )
+    } else {
+        config::load_files(&files)
+    };
+    loaded.map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+    let telemetry = Telemetry::new();
+    let shutdown = CancellationToken::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = match config.admin.address {
+        Some(address) => {
+            let (bound, handle) =
+                sluice::admin::serve(address, telemetry.clone(), ready.clone(), shutdown.clone()).await?;
+            tracing::info!(address = %bound, "admin server: /health /ready /metrics");
+            Some(handle)
+        }
+        None => None,
+    };
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let pipeline = tokio::spawn(sluice::topology::run(config, telemetry, shutdown.clone(), ready));
+    let result = pipeline.await.context("pipeline task")?;
+    shutdown.cancel();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    result
+}
+
+/// First SIGINT/SIGTERM: drain and stop. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("stopping: draining the pipeline (signal again to exit at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: exiting without draining");
+    std::process::exit(130);
+}
+
+fn plugin_run(plugin: &Path, config: Option<&Path>, decoding: Decoding, batch_size: usize) -> anyhow::Result<()> {
+    let config_value = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            serde_yaml_ng::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not valid YAML", path.display()))?
+        }
+        None => serde_json::Value::Null,
+    };
+    let mut harness = WasmHarness::load(plugin, &config_value)?;
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut stderr = std::io::stderr();
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut failures = 0usize;
+    let mut lines = stdin.lock().split(b'\n');
+    loop {
+        let line = lines.next().transpose()?;
+        if let Some(line) = &line {
+            let mut record = decoding.decode(line);
+            record
+                .entry("timestamp")
+                .or_insert_with(|| sluice::decode::format_timestamp(chrono::Utc::now()).into());
+            batch.push(record);
+        }
+        if batch.len() >= batch_size || (line.is_none() && !batch.is_empty()) {
+            match harness.process(&batch) {
+                Ok(response) => {
+                    for record in &response.records {
+                        serde_json::to_writer(&mut stdout, record)?;
+                        stdout.write_all(b"\n")?;
+                    }
+                    stdout.flush()?;
+                    for m in &response.metrics {
+                        writeln!(stderr, "metric {}", serde_json::to_string(m)?)?;
+                    }
+                    for a in &response.alerts {
+                        writeln!(stderr, "alert {}", serde_json::to_string(a)?)?;
+                    }
+                    for l in &response.logs {
+                        writeln!(stderr, "log {}", serde_json::to_string(l)?)?;
+                    }
+                    if let Some(error) = response.error {
+                        failures += 1;
+                        writeln!(stderr, "error: the plugin failed a batch of {}: {error}", batch.len())?;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    writeln!(stderr, "error: the plugin failed a batch of {}: {e}", batch.len())?;
+                    harness = WasmHarness::load(plugin, &config_value)?;
+                }
+            }
+            batch.clear();
+        }
+        if line.is_none() {
+            break;
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} batch(es) failed");
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

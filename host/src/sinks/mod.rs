@@ -1,0 +1,62 @@
+//! Sinks write records out and acknowledge them. Each has a config struct (`type:` picks
+//! the variant) and a `run` that consumes its input channel until every upstream is done.
+//! A batch is acknowledged by dropping it after a successful write; a batch given up on is
+//! marked failed first, so its source does not checkpoint past it.
+
+pub mod console;
+mod encoding;
+pub mod file;
+
+pub use encoding::Encoding;
+
+use crate::event::Batch;
+use crate::telemetry::ComponentTelemetry;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    Console(console::ConsoleSinkConfig),
+    File(file::FileSinkConfig),
+}
+
+pub struct SinkContext {
+    pub name: String,
+    pub input: mpsc::Receiver<Batch>,
+    pub telemetry: ComponentTelemetry,
+    /// Fires when the pipeline is being torn down hard: stop retrying.
+    pub abort: CancellationToken,
+}
+
+impl SinkConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Console(_) => "console",
+            SinkConfig::File(_) => "file",
+        }
+    }
+
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            SinkConfig::Console(c) => &c.inputs,
+            SinkConfig::File(c) => &c.inputs,
+        }
+    }
+
+    /// Makes relative paths relative to the file that wrote them.
+    pub fn resolve_paths(&mut self, resolve: &dyn Fn(&[&str], &Path) -> PathBuf) {
+        if let SinkConfig::File(c) = self {
+            c.path = resolve(&["path"], &c.path);
+        }
+    }
+
+    pub async fn run(self, cx: SinkContext) -> anyhow::Result<()> {
+        match self {
+            SinkConfig::Console(c) => c.run(cx).await,
+            SinkConfig::File(c) => c.run(cx).await,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Sources read records into the pipeline. Each has a config struct (its YAML, `type:`
+//! picks the variant) and a `run` that streams batches into its [`Fanout`] until the
+//! shutdown token fires.
+
+pub mod demo;
+pub mod file;
+pub mod http;
+mod lines;
+pub mod stdin;
+
+pub use lines::{LineBatcher, LineSplitter};
+
+use crate::telemetry::ComponentTelemetry;
+use crate::topology::Fanout;
+use serde::Deserialize;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    File(file::FileSourceConfig),
+    Stdin(stdin::StdinSourceConfig),
+    Http(http::HttpSourceConfig),
+    Demo(demo::DemoSourceConfig),
+}
+
+/// What a running source is given.
+pub struct SourceContext {
+    pub name: String,
+    pub out: Fanout,
+    pub shutdown: CancellationToken,
+    pub telemetry: ComponentTelemetry,
+    pub data_dir: PathBuf,
+}
+
+impl SourceConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File(_) => "file",
+            SourceConfig::Stdin(_) => "stdin",
+            SourceConfig::Http(_) => "http",
+            SourceConfig::Demo(_) => "demo",
+        }
+    }
+
+    /// Problems only this source can see, as (key under the source, message).
+    pub fn check(&self) -> Vec<(&'static [&'static str], String)> {
+        match self {
+            SourceConfig::File(c) => c.check(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub async fn run(self, cx: SourceContext) -> anyhow::Result<()> {
+        match self {
+            SourceConfig::File(c) => c.run(cx).await,
+            SourceConfig::Stdin(c) => c.run(cx).await,
+            SourceConfig::Http(c) => c.run(cx).await,
+            SourceConfig::Demo(c) => demo::run(c, cx).await,
+        }
+    }
+}

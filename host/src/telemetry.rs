@@ -1,0 +1,243 @@
+//! The shipper's own telemetry, uniform across components (as Vector's component spec
+//! has it): every component counts what it received, sent, dropped and failed on, under
+//! its own name, from this one place; `/health` reads the same state.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct Telemetry {
+    pub registry: Registry,
+    received: IntCounterVec,
+    sent: IntCounterVec,
+    dropped: IntCounterVec,
+    errors: IntCounterVec,
+    plugin_errors: IntCounterVec,
+    plugin_duration: HistogramVec,
+    health: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ComponentHealth {
+    pub kind: &'static str,
+    pub status: Status,
+    /// The last problem, if any; cleared when the component works again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Starting,
+    Running,
+    Degraded,
+    Stopped,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let received = counter(
+            "sluice_component_received_events_total",
+            "Records a component received.",
+            &["component", "component_kind"],
+        );
+        let sent = counter(
+            "sluice_component_sent_events_total",
+            "Records a component sent on, by output.",
+            &["component", "output"],
+        );
+        let dropped = counter(
+            "sluice_component_dropped_events_total",
+            "Records a component dropped, by reason (intentional drops included).",
+            &["component", "reason"],
+        );
+        let errors = counter(
+            "sluice_component_errors_total",
+            "Errors a component met, by kind.",
+            &["component", "error_kind"],
+        );
+        let plugin_errors = counter(
+            "sluice_plugin_errors_total",
+            "Failed plugin calls by kind: trap, timeout, out_of_memory, malformed, guest_error.",
+            &["plugin", "kind"],
+        );
+        let plugin_duration = HistogramVec::new(
+            HistogramOpts::new("sluice_plugin_call_duration_seconds", "Duration of one plugin call (one batch).")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["plugin", "call"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(plugin_duration.clone())).expect("unique metric");
+        let build = IntGaugeVec::new(Opts::new("sluice_build_info", "Version of the running Sluice."), &["version"])
+            .expect("valid metric");
+        registry.register(Box::new(build.clone())).expect("unique metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Self {
+            registry,
+            received,
+            sent,
+            dropped,
+            errors,
+            plugin_errors,
+            plugin_duration,
+            health: Arc::default(),
+        }
+    }
+
+    /// The handle a component reports through; registers it in `/health`.
+    pub fn component(&self, name: &str, kind: &'static str) -> ComponentTelemetry {
+        self.health.lock().unwrap().insert(
+            name.to_owned(),
+            ComponentHealth {
+                kind,
+                status: Status::Starting,
+                last_error: None,
+            },
+        );
+        ComponentTelemetry {
+            name: name.into(),
+            telemetry: self.clone(),
+            received: self.received.with_label_values(&[name, kind]),
+            limiters: Arc::default(),
+        }
+    }
+
+    pub fn health(&self) -> BTreeMap<String, ComponentHealth> {
+        self.health.lock().unwrap().clone()
+    }
+
+    pub fn encode(&self) -> String {
+        let encoder = prometheus::TextEncoder::new();
+        encoder.encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+pub struct ComponentTelemetry {
+    pub name: Arc<str>,
+    telemetry: Telemetry,
+    received: prometheus::IntCounter,
+    limiters: Arc<Mutex<BTreeMap<String, LogLimiter>>>,
+}
+
+impl ComponentTelemetry {
+    pub fn received(&self, n: usize) {
+        self.received.inc_by(n as u64);
+    }
+
+    pub fn sent(&self, output: &str, n: usize) {
+        self.telemetry.sent.with_label_values(&[&self.name, output]).inc_by(n as u64);
+    }
+
+    pub fn dropped(&self, reason: &str, n: usize) {
+        self.telemetry.dropped.with_label_values(&[&self.name, reason]).inc_by(n as u64);
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.telemetry.errors.with_label_values(&[&self.name, kind]).inc();
+    }
+
+    pub fn plugin_error(&self, kind: &str) {
+        self.telemetry.plugin_errors.with_label_values(&[&self.name, kind]).inc();
+    }
+
+    pub fn plugin_call(&self, call: &str, elapsed: Duration) {
+        self.telemetry
+            .plugin_duration
+            .with_label_values(&[&self.name, call])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn set_status(&self, status: Status, last_error: Option<String>) {
+        if let Some(h) = self.telemetry.health.lock().unwrap().get_mut(&*self.name) {
+            h.status = status;
+            if last_error.is_some() || status == Status::Running {
+                h.last_error = last_error;
+            }
+        }
+    }
+
+    /// Logs a warning at most once per interval per component and `cause`, with how many
+    /// were held back, so a failing plugin or sink cannot flood the log while distinct
+    /// causes still each get a line.
+    pub fn warn_limited(&self, cause: &str, message: &str) {
+        let admitted = self.limiters.lock().unwrap().entry(cause.to_owned()).or_default().admit();
+        if let Some(suppressed) = admitted {
+            if suppressed > 0 {
+                tracing::warn!(component = %self.name, suppressed, "{message}");
+            } else {
+                tracing::warn!(component = %self.name, "{message}");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct LogLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl LogLimiter {
+    /// `Some(n)` when a line may be written now, `n` lines having been held back before it.
+    fn admit(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_admits_one_line_per_interval_and_counts_the_rest() {
+        let mut l = LogLimiter::default();
+        assert_eq!(l.admit(), Some(0));
+        assert_eq!(l.admit(), None);
+        assert_eq!(l.admit(), None);
+        l.last = Some(Instant::now() - LOG_INTERVAL);
+        assert_eq!(l.admit(), Some(2));
+    }
+
+    #[test]
+    fn component_counters_appear_in_the_exposition() {
+        let t = Telemetry::new();
+        let c = t.component("redact", "transform");
+        c.received(5);
+        c.sent("default", 4);
+        c.dropped("on_error", 1);
+        c.plugin_error("timeout");
+        let text = t.encode();
+        assert!(text.contains("sluice_component_received_events_total{component=\"redact\",component_kind=\"transform\"} 5"), "{text}");
+        assert!(text.contains("sluice_plugin_errors_total{kind=\"timeout\",plugin=\"redact\"} 1"), "{text}");
+        assert_eq!(t.health()["redact"].status, Status::Starting);
+    }
+}

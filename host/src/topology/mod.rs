@@ -1,0 +1,176 @@
+//! Builds a running pipeline from a validated configuration and tears it down in order:
+//! sources stop first, each downstream component finishes when all of its inputs have
+//! closed, so everything read is processed and written before the process exits.
+
+mod fanout;
+
+pub use fanout::{Fanout, CHANNEL_CAPACITY};
+
+use crate::config::PipelineConfig;
+use crate::plugin::{encode_config, PluginEngine, PluginInstance};
+use crate::sinks::SinkContext;
+use crate::sources::SourceContext;
+use crate::telemetry::Telemetry;
+use crate::transforms::{Outputs, TransformWorker};
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long sinks get to flush after the sources stopped before they are told to give up.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs the pipeline until `shutdown` fires or every source has finished (stdin closed, a
+/// demo with a `count`), then drains it. `ready` turns true once everything has started.
+pub async fn run(
+    config: PipelineConfig,
+    telemetry: Telemetry,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let engine = PluginEngine::new(Some(config.data_dir.join("plugin-cache")))?;
+
+    // Load every plugin before starting anything, and report all refusals at once.
+    let mut workers = BTreeMap::new();
+    let mut refusals = Vec::new();
+    for (name, t) in &config.transforms {
+        let engine = engine.clone();
+        let (name2, t2) = (name.clone(), t.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let module = engine.load(&name2, &t2.plugin, t2.sha256.as_deref())?;
+            let config = encode_config(&t2.config);
+            let instance = PluginInstance::new(&engine, &module, t2.limits, &t2.grants, &config)?;
+            Ok::<_, crate::plugin::LoadError>((module, instance, config))
+        })
+        .await?;
+        match loaded {
+            Ok(parts) => {
+                tracing::info!(plugin = %name, sha256 = %parts.0.sha256, cached = !parts.0.compiled, "plugin loaded");
+                workers.insert(name.clone(), parts);
+            }
+            Err(e) => refusals.push(e.to_string()),
+        }
+    }
+    if !refusals.is_empty() {
+        anyhow::bail!("{}", refusals.join("\n"));
+    }
+
+    // One bounded channel per consumer; each output fans out to the consumers naming it.
+    let mut fanouts: BTreeMap<String, Fanout> = BTreeMap::new();
+    let mut receivers = BTreeMap::new();
+    let consumers = config
+        .transforms
+        .iter()
+        .map(|(n, t)| (n.clone(), t.inputs.clone()))
+        .chain(config.sinks.iter().map(|(n, s)| (n.clone(), s.inputs().to_vec())));
+    for (name, inputs) in consumers {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let consumer: Arc<str> = name.as_str().into();
+        for input in inputs {
+            fanouts.entry(input).or_default().add(consumer.clone(), tx.clone());
+        }
+        receivers.insert(name, rx);
+    }
+
+    let abort = CancellationToken::new();
+    let mut sinks = Vec::new();
+    for (name, sink) in config.sinks {
+        let cx = SinkContext {
+            telemetry: telemetry.component(&name, sink.kind()),
+            input: receivers.remove(&name).expect("a channel per sink"),
+            abort: abort.clone(),
+            name: name.clone(),
+        };
+        sinks.push((name, tokio::spawn(sink.run(cx))));
+    }
+
+    let mut threads = Vec::new();
+    for (name, t) in config.transforms {
+        let (module, instance, plugin_config) = workers.remove(&name).expect("loaded above");
+        let mut take = |output: &str| fanouts.remove(output).unwrap_or_default();
+        let outputs = Outputs {
+            records: take(&name),
+            dead_letter: take(&format!("{name}.dead_letter")),
+            metrics: take(&format!("{name}.metrics")),
+            alerts: take(&format!("{name}.alerts")),
+        };
+        let worker = TransformWorker {
+            telemetry: telemetry.component(&name, "transform"),
+            input: receivers.remove(&name).expect("a channel per transform"),
+            name: name.clone(),
+            engine: engine.clone(),
+            module,
+            instance: Some(instance),
+            config: plugin_config,
+            limits: t.limits,
+            grants: t.grants,
+            on_error: t.on_error,
+            tick_interval: Duration::from_millis(t.tick_interval_ms.max(10)),
+            outputs,
+        };
+        let handle = tokio::runtime::Handle::current();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("transform-{name}"))
+                .spawn(move || worker.run(handle))?,
+        );
+    }
+
+    let sources_token = shutdown.child_token();
+    let mut sources = tokio::task::JoinSet::new();
+    for (name, source) in config.sources {
+        let cx = SourceContext {
+            telemetry: telemetry.component(&name, source.kind()),
+            out: fanouts.remove(&name).unwrap_or_default(),
+            shutdown: sources_token.clone(),
+            data_dir: config.data_dir.clone(),
+            name: name.clone(),
+        };
+        sources.spawn(async move { (name, source.run(cx).await) });
+    }
+    drop(fanouts);
+    ready.store(true, Ordering::Release);
+    tracing::info!("pipeline running");
+
+    let mut failure = None;
+    while let Some(joined) = sources.join_next().await {
+        let (name, result) = joined?;
+        if let Err(e) = result {
+            tracing::error!(source = %name, error = %format!("{e:#}"), "source failed; stopping the pipeline");
+            failure.get_or_insert(anyhow::anyhow!("source `{name}` failed: {e:#}"));
+            sources_token.cancel();
+        } else {
+            tracing::info!(source = %name, "source finished");
+        }
+    }
+    ready.store(false, Ordering::Release);
+
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await?;
+    let drain = async {
+        for (name, handle) in sinks {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(sink = %name, error = %format!("{e:#}"), "sink failed"),
+                Err(e) => tracing::error!(sink = %name, error = %e, "sink panicked"),
+            }
+        }
+    };
+    tokio::pin!(drain);
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut drain).await.is_err() {
+        tracing::warn!("sinks did not drain within {DRAIN_DEADLINE:?}; giving up on what is left (it will be read again)");
+        abort.cancel();
+        drain.await;
+    }
+    tracing::info!("pipeline stopped");
+    failure.map_or(Ok(()), Err)
+}

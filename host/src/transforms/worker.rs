@@ -1,0 +1,258 @@
+//! The worker thread of one plugin transform.
+
+use super::OnError;
+use crate::event::{Batch, Record};
+use crate::plugin::{CallError, Grants, Limits, PluginEngine, PluginInstance, PluginModule};
+use crate::telemetry::{ComponentTelemetry, Status};
+use crate::topology::Fanout;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sluice_sdk::abi::{AlertEvent, LogLevel, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Clone, Default)]
+pub struct Outputs {
+    pub records: Fanout,
+    pub dead_letter: Fanout,
+    pub metrics: Fanout,
+    pub alerts: Fanout,
+}
+
+pub struct TransformWorker {
+    pub name: String,
+    pub engine: PluginEngine,
+    pub module: PluginModule,
+    /// The instance `init` already succeeded on (the topology builds it to refuse a bad
+    /// plugin before starting); rebuilt here after a failure.
+    pub instance: Option<PluginInstance>,
+    pub config: Vec<u8>,
+    pub limits: Limits,
+    pub grants: Grants,
+    pub on_error: OnError,
+    pub tick_interval: Duration,
+    pub input: mpsc::Receiver<Batch>,
+    pub outputs: Outputs,
+    pub telemetry: ComponentTelemetry,
+}
+
+/// Plugin log lines allowed per second before the rest are counted and skipped.
+const PLUGIN_LOGS_PER_SECOND: u32 = 50;
+
+impl TransformWorker {
+    /// Runs until every upstream is done; call on a dedicated thread.
+    pub fn run(mut self, runtime: tokio::runtime::Handle) {
+        let origin: Arc<str> = self.name.as_str().into();
+        let mut instance = self.instance.take();
+        let mut log_window = (Instant::now(), 0u32);
+        let mut next_tick = Instant::now() + self.tick_interval;
+        self.telemetry.set_status(Status::Running, None);
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let received = runtime.block_on(async { tokio::time::timeout(wait, self.input.recv()).await });
+            let now = Instant::now();
+            match received {
+                Ok(None) => break,
+                Ok(Some(batch)) => {
+                    self.telemetry.received(batch.len());
+                    let encoded = rmp_serde::to_vec_named(&batch.records).expect("JSON maps always encode");
+                    let started = Instant::now();
+                    let result = match self.ensure(&mut instance) {
+                        Some(live) => live.process(&encoded),
+                        None => Err(CallError::Trap("instance could not be rebuilt".into())),
+                    };
+                    self.telemetry.plugin_call("process", started.elapsed());
+                    self.handle(result, Some(batch), &origin, &mut instance, &mut log_window);
+                }
+                Err(_elapsed) => {}
+            }
+            if now >= next_tick {
+                next_tick = now + self.tick_interval;
+                if self.module.has_tick {
+                    let started = Instant::now();
+                    if let Some(live) = self.ensure(&mut instance) {
+                        let result = live.tick(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+                        self.telemetry.plugin_call("tick", started.elapsed());
+                        self.handle(result, None, &origin, &mut instance, &mut log_window);
+                    }
+                }
+            }
+        }
+        self.telemetry.set_status(Status::Stopped, None);
+    }
+
+    /// The live instance, rebuilding it if a failure poisoned the last one.
+    fn ensure<'a>(&self, instance: &'a mut Option<PluginInstance>) -> Option<&'a mut PluginInstance> {
+        if instance.is_none() {
+            match PluginInstance::new(&self.engine, &self.module, self.limits, &self.grants, &self.config) {
+                Ok(fresh) => {
+                    tracing::info!(plugin = %self.name, "plugin instance rebuilt");
+                    *instance = Some(fresh);
+                }
+                Err(e) => {
+                    self.telemetry.plugin_error("rebuild");
+                    self.telemetry.warn_limited("rebuild", &format!("{e}"));
+                    return None;
+                }
+            }
+        }
+        instance.as_mut()
+    }
+
+    fn handle(
+        &self,
+        result: Result<Response, CallError>,
+        batch: Option<Batch>,
+        origin: &Arc<str>,
+        instance: &mut Option<PluginInstance>,
+        log_window: &mut (Instant, u32),
+    ) {
+        let response = match result {
+            Ok(mut response) => {
+                self.forward_logs(std::mem::take(&mut response.logs), log_window);
+                match response.error.take() {
+                    Some(message) => Err((CallError::Guest(message), response)),
+                    None => Ok(response),
+                }
+            }
+            Err(e) => Err((e, Response::default())),
+        };
+        // Side outputs answer for the same source data as the batch that caused them.
+        let template = batch.clone().unwrap_or_else(|| Batch::new(origin.clone(), Vec::new(), None));
+        match response {
+            Ok(response) => {
+                self.telemetry.set_status(Status::Running, None);
+                self.send_side_outputs(&template, origin, response.metrics, response.alerts);
+                let out = template.with_records(origin.clone(), response.records);
+                if let Some(batch) = &batch {
+                    if out.len() < batch.len() {
+                        self.telemetry.dropped("plugin", batch.len() - out.len());
+                    }
+                }
+                self.telemetry.sent("default", out.len());
+                if !out.is_empty() {
+                    self.outputs.records.blocking_send(out);
+                }
+            }
+            Err((error, partial)) => {
+                if error.poisons_instance() {
+                    *instance = None;
+                }
+                self.send_side_outputs(&template, origin, partial.metrics, partial.alerts);
+                self.fail(error, batch, origin);
+            }
+        }
+    }
+
+    fn fail(&self, error: CallError, batch: Option<Batch>, origin: &Arc<str>) {
+        self.telemetry.plugin_error(error.kind());
+        self.telemetry.error(error.kind());
+        let n = batch.as_ref().map_or(0, Batch::len);
+        let policy = match self.on_error {
+            OnError::Drop => "dropped",
+            OnError::Pass => "passed on unchanged",
+            OnError::DeadLetter => "sent to dead_letter",
+        };
+        let message = if batch.is_some() {
+            format!("plugin `{}` failed on a batch of {n} records: {error}; the batch was {policy}", self.name)
+        } else {
+            format!("plugin `{}` failed in tick: {error}", self.name)
+        };
+        self.telemetry.set_status(Status::Degraded, Some(message.clone()));
+        self.telemetry.warn_limited(error.kind(), &message);
+        let Some(batch) = batch else { return };
+        match self.on_error {
+            OnError::Drop => self.telemetry.dropped("plugin_error", n),
+            OnError::Pass => {
+                self.telemetry.sent("default", n);
+                self.outputs.records.blocking_send(batch);
+            }
+            OnError::DeadLetter => {
+                let annotation = json!({"transform": self.name, "kind": error.kind(), "reason": error.to_string()});
+                let records = batch
+                    .records
+                    .iter()
+                    .cloned()
+                    .map(|mut r| {
+                        r.insert("dead_letter".into(), annotation.clone());
+                        r
+                    })
+                    .collect();
+                self.telemetry.sent("dead_letter", n);
+                self.outputs.dead_letter.blocking_send(batch.with_records(origin.clone(), records));
+            }
+        }
+    }
+
+    fn send_side_outputs(
+        &self,
+        template: &Batch,
+        origin: &Arc<str>,
+        metrics: Vec<sluice_sdk::MetricUpdate>,
+        alerts: Vec<AlertEvent>,
+    ) {
+        if !metrics.is_empty() {
+            let records: Vec<Record> = metrics.iter().map(|m| to_record(m, &self.name)).collect();
+            self.telemetry.sent("metrics", records.len());
+            self.outputs.metrics.blocking_send(template.with_records(origin.clone(), records));
+        }
+        if !alerts.is_empty() {
+            let records: Vec<Record> = alerts
+                .into_iter()
+                .map(|mut a| {
+                    if a.fingerprint.is_empty() {
+                        a.fingerprint = fingerprint(&a);
+                    }
+                    to_record(&a, &self.name)
+                })
+                .collect();
+            self.telemetry.sent("alerts", records.len());
+            self.outputs.alerts.blocking_send(template.with_records(origin.clone(), records));
+        }
+    }
+
+    fn forward_logs(&self, logs: Vec<sluice_sdk::LogLine>, window: &mut (Instant, u32)) {
+        for line in logs {
+            if window.0.elapsed() >= Duration::from_secs(1) {
+                *window = (Instant::now(), 0);
+            }
+            if window.1 >= PLUGIN_LOGS_PER_SECOND {
+                self.telemetry.dropped("plugin_log_rate", 1);
+                continue;
+            }
+            window.1 += 1;
+            let plugin = self.name.as_str();
+            let message = line.message.as_str();
+            match line.level {
+                LogLevel::Error => tracing::error!(plugin, "{message}"),
+                LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+                LogLevel::Info => tracing::info!(plugin, "{message}"),
+                LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+                LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            }
+        }
+    }
+}
+
+fn to_record(value: &impl serde::Serialize, plugin: &str) -> Record {
+    let mut record = match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => Record::new(),
+    };
+    record.insert("plugin".into(), Value::String(plugin.to_owned()));
+    record
+}
+
+/// Alertmanager-style identity: the alert's name and sorted labels, hashed.
+pub fn fingerprint(alert: &AlertEvent) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(alert.name.as_bytes());
+    for (k, v) in &alert.labels {
+        hasher.update([0]);
+        hasher.update(k.as_bytes());
+        hasher.update([0xff]);
+        hasher.update(v.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..8])
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: real `sluice` processes running real pipelines on loopback and
+//! temporary directories. `scripts/test` builds the binary and plugins first.
+
+mod cli;
+mod hostile;
+mod http_source;
+mod pipeline;
+mod support;
