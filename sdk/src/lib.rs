@@ -49,7 +49,7 @@ pub mod prelude {
         AlertEvent, AlertStatus, Error, IntoRecords, LogLevel, Output, Plugin, Record,
     };
     pub use serde::Deserialize;
-    pub use serde_json::{json, Value};
+    pub use serde_json::{json, Map, Value};
 }
 
 /// Builds a [`Record`] from JSON syntax: `record!({"message": "hi", "order": {"id": 1}})`.

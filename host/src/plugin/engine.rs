@@ -62,9 +62,9 @@ impl PluginEngine {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(OptLevel::Speed);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&config).map_err(wt)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi).map_err(wt)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compat = format!("{:016x}", hasher.finish());
@@ -119,7 +119,7 @@ impl PluginEngine {
             Some(ExternType::Func(f)) => {
                 let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
                 let results: Vec<String> = f.results().map(|p| p.to_string()).collect();
-                Some(format!("({}) -> ({})", params.join(", "), results.join(", "))))
+                Some(format!("({}) -> ({})", params.join(", "), results.join(", ")))
             }
             Some(_) => Some("not a function".to_owned()),
             None => None,
@@ -159,7 +159,7 @@ impl PluginEngine {
     fn compile(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<(Module, bool)> {
         let engine = &self.inner.engine;
         let Some(dir) = &self.inner.cache_dir else {
-            return Ok((Module::new(engine, bytes)?, true));
+            return Ok((Module::new(engine, bytes).map_err(wt)?, true));
         };
         let cached = dir.join(format!("{sha256}-{}.cwasm", self.inner.compat));
         if cached.exists() {
@@ -170,12 +170,17 @@ impl PluginEngine {
                 Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry"),
             }
         }
-        let module = Module::new(engine, bytes)?;
-        if let Err(e) = write_atomically(dir, &cached, &module.serialize()?) {
+        let module = Module::new(engine, bytes).map_err(wt)?;
+        if let Err(e) = write_atomically(dir, &cached, &module.serialize().map_err(wt)?) {
             tracing::warn!(path = %cached.display(), error = %e, "cannot write compiled-module cache");
         }
         Ok((module, true))
     }
+}
+
+/// wasmtime has its own error type; keep its full chain of causes in ours.
+fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
 }
 
 fn normalise(sig: &str) -> String {

@@ -203,7 +203,7 @@ impl PluginInstance {
     /// Runs one batch (a MessagePack array of maps). A guest-reported failure comes back
     /// as `Ok` with `error` set, so its logs and metrics are not lost.
     pub fn process(&mut self, batch: &[u8]) -> Result<Response, CallError> {
-        self.call_with_input(self.process, batch, 1)
+        self.call_with_input(self.process.clone(), batch, 1)
     }
 
     pub fn has_tick(&self) -> bool {
@@ -211,7 +211,7 @@ impl PluginInstance {
     }
 
     pub fn tick(&mut self, now_ns: i64) -> Result<Response, CallError> {
-        let Some(tick) = self.tick else {
+        let Some(tick) = self.tick.clone() else {
             return Ok(Response::default());
         };
         self.arm(1);
@@ -221,7 +221,7 @@ impl PluginInstance {
 
     /// The plugin's state for its next version, if it keeps any.
     pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, CallError> {
-        let Some(snapshot) = self.snapshot else {
+        let Some(snapshot) = self.snapshot.clone() else {
             return Ok(None);
         };
         self.arm(10);
@@ -233,7 +233,7 @@ impl PluginInstance {
     }
 
     pub fn restore(&mut self, state: &[u8]) -> Result<Response, CallError> {
-        match self.restore {
+        match self.restore.clone() {
             Some(restore) => self.call_with_input(restore, state, 10),
             None => Ok(Response::default()),
         }

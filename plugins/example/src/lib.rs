@@ -7,7 +7,7 @@ use sluice_sdk::prelude::*;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Fields added to every record, e.g. `{env: prod}`.
-    pub add: serde_json::Map<String, Value>,
+    pub add: Map<String, Value>,
     /// Records at this level are dropped (e.g. `DEBUG`).
     pub drop_level: Option<String>,
 }
