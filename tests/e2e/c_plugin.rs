@@ -16,17 +16,18 @@ struct Built {
 }
 
 fn clang_installed() -> bool {
-    let candidates = std::env::var("CC").into_iter().chain(
-        ["clang", "clang-19", "clang-18", "clang-17", "clang-16", "clang-15", "clang-14"]
-            .into_iter()
-            .map(String::from),
-    );
-    for cc in candidates {
-        if Command::new(&cc).arg("--version").output().is_ok_and(|o| o.status.success()) {
-            return true;
-        }
-    }
-    false
+    let names = [
+        "clang", "clang-19", "clang-18", "clang-17", "clang-16", "clang-15", "clang-14",
+    ];
+    std::env::var("CC")
+        .into_iter()
+        .chain(names.into_iter().map(String::from))
+        .any(|cc| {
+            Command::new(cc)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
 }
 
 fn build(script: &Path, out: &Path, flags: &[&str]) {
@@ -54,7 +55,8 @@ fn built() -> Option<&'static Built> {
             if !clang_installed() {
                 return None;
             }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins-c/level_filter/build.sh");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins-c/level_filter/build.sh");
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_plugin");
             std::fs::create_dir_all(&dir).expect("create build dir");
             let built = Built {
@@ -134,8 +136,15 @@ fn drops_records_below_min_level_and_counts_them() {
 
     let response = plugin.process(&batch).expect("the call succeeds");
     assert_eq!(response.error, None);
-    assert_eq!(response.records, records(&kept), "kept records pass through unchanged, in order");
-    assert_eq!(serde_json::to_value(&response.metrics).unwrap(), dropped_metric(3));
+    assert_eq!(
+        response.records,
+        records(&kept),
+        "kept records pass through unchanged, in order"
+    );
+    assert_eq!(
+        serde_json::to_value(&response.metrics).unwrap(),
+        dropped_metric(3)
+    );
     assert!(response.alerts.is_empty());
     assert!(response.logs.is_empty());
 
@@ -144,7 +153,10 @@ fn drops_records_below_min_level_and_counts_them() {
     for _ in 0..3 {
         let response = plugin.process(&records(&kept)).expect("the call succeeds");
         assert_eq!(response.records, records(&kept));
-        assert!(response.metrics.is_empty(), "no metric when nothing was dropped");
+        assert!(
+            response.metrics.is_empty(),
+            "no metric when nothing was dropped"
+        );
     }
 }
 
@@ -158,8 +170,14 @@ fn exact_worked_example_from_the_abi_document() {
             json!({"level": "ERROR", "message": "b"}),
         ]))
         .expect("the call succeeds");
-    assert_eq!(response.records, records(&[json!({"level": "ERROR", "message": "b"})]));
-    assert_eq!(serde_json::to_value(&response.metrics).unwrap(), dropped_metric(1));
+    assert_eq!(
+        response.records,
+        records(&[json!({"level": "ERROR", "message": "b"})])
+    );
+    assert_eq!(
+        serde_json::to_value(&response.metrics).unwrap(),
+        dropped_metric(1)
+    );
 }
 
 #[test]
@@ -174,8 +192,15 @@ fn default_min_level_is_info() {
                 json!({"level": "TRACE", "message": "t"}),
             ]))
             .expect("the call succeeds");
-        assert_eq!(response.records, records(&[json!({"level": "INFO", "message": "i"})]), "config {config}");
-        assert_eq!(serde_json::to_value(&response.metrics).unwrap(), dropped_metric(2));
+        assert_eq!(
+            response.records,
+            records(&[json!({"level": "INFO", "message": "i"})]),
+            "config {config}"
+        );
+        assert_eq!(
+            serde_json::to_value(&response.metrics).unwrap(),
+            dropped_metric(2)
+        );
     }
 }
 
@@ -184,10 +209,16 @@ fn everything_dropped_and_empty_batches() {
     let b = built_or_skip!();
     let mut plugin = load(&b.plugin, json!({"min_level": "ERROR"}));
     let response = plugin
-        .process(&records(&[json!({"level": "WARN"}), json!({"level": "INFO"})]))
+        .process(&records(&[
+            json!({"level": "WARN"}),
+            json!({"level": "INFO"}),
+        ]))
         .expect("the call succeeds");
     assert!(response.records.is_empty());
-    assert_eq!(serde_json::to_value(&response.metrics).unwrap(), dropped_metric(2));
+    assert_eq!(
+        serde_json::to_value(&response.metrics).unwrap(),
+        dropped_metric(2)
+    );
 
     let response = plugin.process(&[]).expect("an empty batch is fine");
     assert_eq!(response, Default::default());
@@ -210,7 +241,10 @@ fn big_batches_repeatedly() {
         let response = plugin.process(&batch).expect("the call succeeds");
         assert_eq!(response.records.len(), 1000);
         assert_eq!(response.records[0]["i"], json!(1));
-        assert_eq!(serde_json::to_value(&response.metrics).unwrap(), dropped_metric(1000));
+        assert_eq!(
+            serde_json::to_value(&response.metrics).unwrap(),
+            dropped_metric(1000)
+        );
     }
 }
 
@@ -222,11 +256,20 @@ fn unknown_min_level_refuses_the_plugin() {
         "plugin `level_filter`: init failed: unknown min_level `LOUD`"
     );
     let e = load_error(&b.plugin, json!({"min_lvl": "WARN"}));
-    assert_eq!(e, "plugin `level_filter`: init failed: unknown config key `min_lvl` (expected min_level)");
+    assert_eq!(
+        e,
+        "plugin `level_filter`: init failed: unknown config key `min_lvl` (expected min_level)"
+    );
     let e = load_error(&b.plugin, json!({"min_level": 3}));
-    assert!(e.starts_with("plugin `level_filter`: init failed: min_level must be a string"), "{e}");
+    assert!(
+        e.starts_with("plugin `level_filter`: init failed: min_level must be a string"),
+        "{e}"
+    );
     let e = load_error(&b.plugin, json!(["WARN"]));
-    assert!(e.starts_with("plugin `level_filter`: init failed: config must be a map"), "{e}");
+    assert!(
+        e.starts_with("plugin `level_filter`: init failed: config must be a map"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -242,26 +285,97 @@ fn another_abi_version_is_refused() {
 fn malformed_input_is_a_guest_error_not_a_trap() {
     let b = built_or_skip!();
     let engine = PluginEngine::new(None).expect("engine");
-    let module = engine.load("level_filter", &b.plugin, None).expect("module loads");
+    let module = engine
+        .load("level_filter", &b.plugin, None)
+        .expect("module loads");
     let config = sluice::plugin::encode_config(&json!({"min_level": "WARN"}));
-    let mut instance = PluginInstance::new(&engine, &module, Limits::default(), &Grants::default(), &config)
-        .unwrap_or_else(|e| panic!("instance: {e}"));
+    let mut instance = PluginInstance::new(
+        &engine,
+        &module,
+        Limits::default(),
+        &Grants::default(),
+        &config,
+    )
+    .unwrap_or_else(|e| panic!("instance: {e}"));
     let cases: &[(&[u8], &str)] = &[
-        (&[0x81, 0xa1, b'a', 0x01], "input batch is not a MessagePack array of maps"),
-        (&[0x92, 0x80, 0x01], "input batch is not a MessagePack array of maps: record 1 is not a map"),
-        (&[0x91, 0x81, 0x01, 0x02], "input batch: record 0 has a key that is not a string"),
-        (&[0x91, 0x81, 0xa1, b'a', 0xda, 0xff], "input batch is not valid MessagePack"),
-        (&[0x91, 0x80, 0xc0], "input batch has trailing bytes after its array"),
+        (
+            &[0x81, 0xa1, b'a', 0x01],
+            "input batch is not a MessagePack array of maps",
+        ),
+        (
+            &[0x92, 0x80, 0x01],
+            "input batch is not a MessagePack array of maps: record 1 is not a map",
+        ),
+        (
+            &[0x91, 0x81, 0x01, 0x02],
+            "input batch: record 0 has a key that is not a string",
+        ),
+        (
+            &[0x91, 0x81, 0xa1, b'a', 0xda, 0xff],
+            "input batch is not valid MessagePack",
+        ),
+        (
+            &[0x91, 0x80, 0xc0],
+            "input batch has trailing bytes after its array",
+        ),
         (&[], "input batch is not a MessagePack array of maps"),
     ];
     for (bytes, want) in cases {
-        let response = instance.process(bytes).unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
-        let error = response.error.unwrap_or_else(|| panic!("{bytes:02x?} should be refused"));
+        let response = instance
+            .process(bytes)
+            .unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
+        let error = response
+            .error
+            .unwrap_or_else(|| panic!("{bytes:02x?} should be refused"));
         assert!(error.starts_with(want), "{bytes:02x?}: {error}");
         assert!(response.records.is_empty());
     }
     // A guest error leaves the instance usable.
-    let batch = [0x91, 0x81, 0xa5, b'l', b'e', b'v', b'e', b'l', 0xa4, b'W', b'A', b'R', b'N'];
+    let batch = [
+        0x91, 0x81, 0xa5, b'l', b'e', b'v', b'e', b'l', 0xa4, b'W', b'A', b'R', b'N',
+    ];
     let response = instance.process(&batch).expect("the call succeeds");
     assert_eq!(response.records, records(&[json!({"level": "WARN"})]));
+}
+
+#[test]
+fn a_batch_over_the_memory_cap_is_out_of_memory() {
+    let b = built_or_skip!();
+    let engine = PluginEngine::new(None).expect("engine");
+    let module = engine
+        .load("level_filter", &b.plugin, None)
+        .expect("module loads");
+    let limits = Limits {
+        memory_mb: 1,
+        ..Limits::default()
+    };
+    let mut instance = PluginInstance::new(&engine, &module, limits, &Grants::default(), &[])
+        .unwrap_or_else(|e| panic!("instance: {e}"));
+    let small = records(&[json!({"level": "INFO", "message": "fits"})]);
+    let batch = encode(&small);
+    assert_eq!(
+        instance
+            .process(&batch)
+            .expect("a small batch fits")
+            .records,
+        small
+    );
+
+    let big = records(&[json!({"level": "INFO", "message": "z".repeat(2 << 20)})]);
+    let error = instance
+        .process(&encode(&big))
+        .expect_err("2 MiB cannot fit in 1 MiB");
+    assert_eq!(error.kind(), "out_of_memory", "{error}");
+    assert_eq!(
+        error.to_string(),
+        "exceeded its memory limit of 1048576 bytes"
+    );
+}
+
+/// A batch as the host encodes it: `rmp_serde::to_vec_named` of the records, which is also
+/// what `encode_config` does with a JSON array.
+fn encode(records: &[Map<String, Value>]) -> Vec<u8> {
+    sluice::plugin::encode_config(&Value::Array(
+        records.iter().cloned().map(Value::Object).collect(),
+    ))
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `sluice` processes running real pipelines on loopback and
 //! temporary directories. `scripts/test` builds the binary and plugins first.
 
+mod c_plugin;
 mod cli;
 mod hostile;
 mod http_source;

@@ -117,7 +117,7 @@ mod tests {
         let p = index(src);
         assert_eq!(p[&KeyPath::parse(&["sources"])], (1, 1));
         assert_eq!(p[&KeyPath::parse(&["sources", "demo", "type"])], (3, 5));
-        assert_eq!(p[&KeyPath::parse(&["transforms", "t", "inputs"]).index(1)], (6, 21));
+        assert_eq!(p[&KeyPath::parse(&["transforms", "t", "inputs"]).index(1)], (6, 20));
         assert_eq!(p[&KeyPath::parse(&["transforms", "t", "config"]).index(0).key("a")], (8, 9));
     }
 }

@@ -222,11 +222,21 @@ pub fn load_sources(
     if raw.data_dir.is_some() {
         config.data_dir = origins.resolve(&KeyPath::parse(&["data_dir"]), &config.data_dir);
     }
-    deserialize_section(&origins, "sources", raw.sources, &mut config.sources, &mut errors);
-    deserialize_section(&origins, "transforms", raw.transforms, &mut config.transforms, &mut errors);
-    deserialize_section(&origins, "sinks", raw.sinks, &mut config.sinks, &mut errors);
+    if raw.sources.is_empty() {
+        errors.push(origins.error(KeyPath::default(), "the pipeline has no sources"));
+    }
+    if raw.sinks.is_empty() {
+        errors.push(origins.error(KeyPath::default(), "the pipeline has no sinks"));
+    }
+    // Components that failed to deserialize are reported already; inputs naming them
+    // are not errors of their own.
+    let declared: std::collections::BTreeSet<String> =
+        raw.sources.keys().chain(raw.transforms.keys()).cloned().collect();
+    deserialize_section(&origins, "sources", raw.sources, &mut config.sources, &mut errors, deserialize_typed);
+    deserialize_section(&origins, "transforms", raw.transforms, &mut config.transforms, &mut errors, deserialize_at);
+    deserialize_section(&origins, "sinks", raw.sinks, &mut config.sinks, &mut errors, deserialize_typed);
 
-    validate::validate(&mut config, &origins, &mut errors);
+    validate::validate(&mut config, &declared, &origins, &mut errors);
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -243,15 +253,32 @@ fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
     ConfigErrors(errors)
 }
 
-fn deserialize_section<T: DeserializeOwned>(
+/// A component kind chosen by its `type:` key. Deserializing the variant's struct
+/// directly (instead of through serde's internally tagged enums, which buffer the value
+/// and lose the path) keeps every error pointing at its key.
+pub trait Typed: Sized {
+    const TYPES: &'static [&'static str];
+    /// `None` when `kind` is not one of `TYPES`.
+    fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>>;
+}
+
+pub type PathResult<T> = Result<T, serde_path_to_error::Error<serde_json::Error>>;
+
+/// Deserializes with the path of any error kept.
+pub fn with_path<T: DeserializeOwned>(value: Value) -> PathResult<T> {
+    serde_path_to_error::deserialize(value)
+}
+
+fn deserialize_section<T>(
     origins: &Origins,
     section: &str,
     raw: BTreeMap<String, Value>,
     out: &mut BTreeMap<String, T>,
     errors: &mut Vec<ConfigError>,
+    build: impl Fn(&Origins, KeyPath, Value) -> Result<T, ConfigError>,
 ) {
     for (name, value) in raw {
-        match deserialize_at(origins, KeyPath::parse(&[section, &name]), value) {
+        match build(origins, KeyPath::parse(&[section, &name]), value) {
             Ok(component) => {
                 out.insert(name, component);
             }
@@ -260,26 +287,55 @@ fn deserialize_section<T: DeserializeOwned>(
     }
 }
 
+fn deserialize_typed<T: Typed>(origins: &Origins, base: KeyPath, value: Value) -> Result<T, ConfigError> {
+    let Value::Object(mut map) = value else {
+        return Err(origins.error(base, "expected a mapping with a `type` key"));
+    };
+    let kind = match map.remove("type") {
+        Some(Value::String(kind)) => kind,
+        Some(_) => return Err(origins.error(base.key("type"), "`type` must be a string")),
+        None => {
+            return Err(origins.error(
+                base,
+                format!("missing field `type` (one of {})", quoted(T::TYPES)),
+            ))
+        }
+    };
+    match T::from_type(&kind, Value::Object(map)) {
+        None => Err(origins.error(
+            base.key("type"),
+            format!("unknown type `{kind}`, expected one of {}", quoted(T::TYPES)),
+        )),
+        Some(result) => result.map_err(|e| path_error(origins, base, e)),
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
 /// Deserializes `value`, turning serde's error into one that points at the offending key.
 fn deserialize_at<T: DeserializeOwned>(origins: &Origins, base: KeyPath, value: Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut path = base;
-        for segment in e.path().iter() {
-            match segment {
-                serde_path_to_error::Segment::Map { key } => path.0.push(Segment::Key(key.clone())),
-                serde_path_to_error::Segment::Seq { index } => path.0.push(Segment::Index(*index)),
-                _ => {}
-            }
+    with_path(value).map_err(|e| path_error(origins, base, e))
+}
+
+fn path_error(origins: &Origins, base: KeyPath, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let mut path = base;
+    for segment in e.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Map { key } => path.0.push(Segment::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => path.0.push(Segment::Index(*index)),
+            _ => {}
         }
-        let message = e.into_inner().to_string();
-        // serde names an unknown key or variant only in its message; point at the key.
-        if let Some(key) = backticked_after(&message, "unknown field `") {
+    }
+    let message = e.into_inner().to_string();
+    // serde names an unknown key only in its message; point at the key itself.
+    if let Some(key) = backticked_after(&message, "unknown field `") {
+        if path.0.last() != Some(&Segment::Key(key.clone())) {
             path.0.push(Segment::Key(key));
-        } else if message.starts_with("unknown variant") && !matches!(path.0.last(), Some(Segment::Key(k)) if k == "type") {
-            path.0.push(Segment::Key("type".into()));
         }
-        origins.error(path, message)
-    })
+    }
+    origins.error(path, message)
 }
 
 fn backticked_after(message: &str, prefix: &str) -> Option<String> {

@@ -69,7 +69,7 @@ fn dangling_input_points_at_the_list_item() {
     let text = base(p.path()).replace("inputs: [redact]", "inputs: [redcat]");
     let e = only_error(load(&[("base.yaml", text)]));
     assert_eq!(e.path.to_string(), "sinks.out.inputs[0]");
-    assert_eq!(at(&e), ("base.yaml".into(), 12, 14));
+    assert_eq!(at(&e), ("base.yaml".into(), 13, 14));
     assert!(e.message.contains("unknown input `redcat`"), "{}", e.message);
 }
 
@@ -115,7 +115,7 @@ fn unknown_component_type_points_at_type() {
     let text = base(p.path()).replace("type: file\n    include", "type: flie\n    include");
     let e = only_error(load(&[("base.yaml", text)]));
     assert_eq!(e.path.to_string(), "sources.logs.type");
-    assert!(e.message.contains("unknown variant `flie`"), "{}", e.message);
+    assert!(e.message.contains("unknown type `flie`, expected one of `file`"), "{}", e.message);
 }
 
 #[test]

@@ -7,7 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The named side outputs of every transform, addressed as `NAME.OUTPUT` in `inputs`.
 pub const TRANSFORM_OUTPUTS: &[&str] = &["dead_letter", "metrics", "alerts"];
 
-pub fn validate(config: &mut PipelineConfig, origins: &Origins, errors: &mut Vec<ConfigError>) {
+pub fn validate(
+    config: &mut PipelineConfig,
+    declared: &BTreeSet<String>,
+    origins: &Origins,
+    errors: &mut Vec<ConfigError>,
+) {
     let mut seen = BTreeMap::new();
     let sections = [
         ("sources", config.sources.keys().cloned().collect::<Vec<_>>()),
@@ -27,12 +32,6 @@ pub fn validate(config: &mut PipelineConfig, origins: &Origins, errors: &mut Vec
                 errors.push(origins.error(path, format!("`{name}` is already the name of one of the {other}")));
             }
         }
-    }
-    if config.sources.is_empty() {
-        errors.push(origins.error(KeyPath::default(), "the pipeline has no sources"));
-    }
-    if config.sinks.is_empty() {
-        errors.push(origins.error(KeyPath::default(), "the pipeline has no sinks"));
     }
 
     let mut outputs: BTreeSet<String> = config.sources.keys().cloned().collect();
@@ -55,7 +54,7 @@ pub fn validate(config: &mut PipelineConfig, origins: &Origins, errors: &mut Vec
         for (i, input) in inputs.iter().enumerate() {
             if input == name {
                 errors.push(origins.error(base.index(i), format!("`{name}` cannot be its own input")));
-            } else if !outputs.contains(input) {
+            } else if !outputs.contains(input) && !declared.contains(input.split('.').next().unwrap_or(input)) {
                 let known: Vec<&str> = outputs.iter().map(String::as_str).collect();
                 errors.push(origins.error(
                     base.index(i),

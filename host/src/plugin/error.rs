@@ -44,6 +44,9 @@ pub enum CallError {
     Malformed(String),
     #[error("reported an error: {0}")]
     Guest(String),
+    /// The instance failed earlier and could not be rebuilt (its `init` now fails).
+    #[error("could not be restarted: {0}")]
+    Unavailable(String),
 }
 
 impl CallError {
@@ -55,6 +58,7 @@ impl CallError {
             CallError::OutOfMemory(_) => "out_of_memory",
             CallError::Malformed(_) => "malformed",
             CallError::Guest(_) => "guest_error",
+            CallError::Unavailable(_) => "unavailable",
         }
     }
 

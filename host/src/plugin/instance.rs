@@ -107,6 +107,8 @@ pub struct PluginInstance {
     snapshot: Option<TypedFunc<(), i64>>,
     restore: Option<TypedFunc<(i32, i32), i64>>,
     stderr: TailBuffer,
+    /// Multiple of `timeout_ms` the current call runs under (init, snapshot: 10).
+    deadline_factor: u64,
 }
 
 impl PluginInstance {
@@ -180,6 +182,7 @@ impl PluginInstance {
             store,
             memory,
             stderr,
+            deadline_factor: 10,
         };
         let init = instance
             .get_typed_func::<(i32, i32), i64>(&mut this.store, "sluice_init")
@@ -240,6 +243,7 @@ impl PluginInstance {
     }
 
     fn arm(&mut self, factor: u64) {
+        self.deadline_factor = factor;
         self.store.set_epoch_deadline(self.limits.ticks(factor));
         self.store.data_mut().limiter.hit = false;
     }
@@ -265,8 +269,10 @@ impl PluginInstance {
             .write(&mut self.store, ptr as u32 as usize, input)
             .map_err(|_| CallError::Malformed(format!("sluice_alloc returned {ptr:#x}, outside linear memory")))?;
         let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| self.classify(e))?;
+        // Output first: a plugin may hand back (part of) its input buffer as its output.
+        let response = self.take_response(packed);
         self.free.call(&mut self.store, (ptr, len)).map_err(|e| self.classify(e))?;
-        self.take_response(packed)
+        response
     }
 
     fn take_response(&mut self, packed: i64) -> Result<Response, CallError> {
@@ -302,7 +308,7 @@ impl PluginInstance {
             return CallError::OutOfMemory(self.limits.memory_bytes());
         }
         if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return CallError::Timeout(self.limits.timeout_ms);
+            return CallError::Timeout(self.limits.timeout_ms * self.deadline_factor);
         }
         let mut reason = root_cause(&error);
         let stderr = self.stderr.take();

@@ -11,13 +11,14 @@ pub use encoding::Encoding;
 
 use crate::event::Batch;
 use crate::telemetry::ComponentTelemetry;
-use serde::Deserialize;
+use crate::config::{with_path, PathResult, Typed};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// The sink kinds, chosen by `type:` in the YAML.
+#[derive(Debug)]
 pub enum SinkConfig {
     Console(console::ConsoleSinkConfig),
     File(file::FileSinkConfig),
@@ -29,6 +30,18 @@ pub struct SinkContext {
     pub telemetry: ComponentTelemetry,
     /// Fires when the pipeline is being torn down hard: stop retrying.
     pub abort: CancellationToken,
+}
+
+impl Typed for SinkConfig {
+    const TYPES: &'static [&'static str] = &["console", "file"];
+
+    fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>> {
+        Some(match kind {
+            "console" => with_path(value).map(SinkConfig::Console),
+            "file" => with_path(value).map(SinkConfig::File),
+            _ => return None,
+        })
+    }
 }
 
 impl SinkConfig {

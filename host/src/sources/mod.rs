@@ -12,12 +12,13 @@ pub use lines::{LineBatcher, LineSplitter};
 
 use crate::telemetry::ComponentTelemetry;
 use crate::topology::Fanout;
-use serde::Deserialize;
+use crate::config::{with_path, PathResult, Typed};
+use serde_json::Value;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// The source kinds, chosen by `type:` in the YAML.
+#[derive(Debug)]
 pub enum SourceConfig {
     File(file::FileSourceConfig),
     Stdin(stdin::StdinSourceConfig),
@@ -32,6 +33,20 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     pub telemetry: ComponentTelemetry,
     pub data_dir: PathBuf,
+}
+
+impl Typed for SourceConfig {
+    const TYPES: &'static [&'static str] = &["file", "stdin", "http", "demo"];
+
+    fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>> {
+        Some(match kind {
+            "file" => with_path(value).map(SourceConfig::File),
+            "stdin" => with_path(value).map(SourceConfig::Stdin),
+            "http" => with_path(value).map(SourceConfig::Http),
+            "demo" => with_path(value).map(SourceConfig::Demo),
+            _ => return None,
+        })
+    }
 }
 
 impl SourceConfig {

@@ -58,10 +58,7 @@ impl TransformWorker {
                     self.telemetry.received(batch.len());
                     let encoded = rmp_serde::to_vec_named(&batch.records).expect("JSON maps always encode");
                     let started = Instant::now();
-                    let result = match self.ensure(&mut instance) {
-                        Some(live) => live.process(&encoded),
-                        None => Err(CallError::Trap("instance could not be rebuilt".into())),
-                    };
+                    let result = self.ensure(&mut instance).and_then(|live| live.process(&encoded));
                     self.telemetry.plugin_call("process", started.elapsed());
                     self.handle(result, Some(batch), &origin, &mut instance, &mut log_window);
                 }
@@ -71,11 +68,10 @@ impl TransformWorker {
                 next_tick = now + self.tick_interval;
                 if self.module.has_tick {
                     let started = Instant::now();
-                    if let Some(live) = self.ensure(&mut instance) {
-                        let result = live.tick(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
-                        self.telemetry.plugin_call("tick", started.elapsed());
-                        self.handle(result, None, &origin, &mut instance, &mut log_window);
-                    }
+                    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+                    let result = self.ensure(&mut instance).and_then(|live| live.tick(now_ns));
+                    self.telemetry.plugin_call("tick", started.elapsed());
+                    self.handle(result, None, &origin, &mut instance, &mut log_window);
                 }
             }
         }
@@ -83,21 +79,14 @@ impl TransformWorker {
     }
 
     /// The live instance, rebuilding it if a failure poisoned the last one.
-    fn ensure<'a>(&self, instance: &'a mut Option<PluginInstance>) -> Option<&'a mut PluginInstance> {
+    fn ensure<'a>(&self, instance: &'a mut Option<PluginInstance>) -> Result<&'a mut PluginInstance, CallError> {
         if instance.is_none() {
-            match PluginInstance::new(&self.engine, &self.module, self.limits, &self.grants, &self.config) {
-                Ok(fresh) => {
-                    tracing::info!(plugin = %self.name, "plugin instance rebuilt");
-                    *instance = Some(fresh);
-                }
-                Err(e) => {
-                    self.telemetry.plugin_error("rebuild");
-                    self.telemetry.warn_limited("rebuild", &format!("{e}"));
-                    return None;
-                }
-            }
+            let fresh = PluginInstance::new(&self.engine, &self.module, self.limits, &self.grants, &self.config)
+                .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            tracing::info!(plugin = %self.name, "plugin instance rebuilt");
+            *instance = Some(fresh);
         }
-        instance.as_mut()
+        Ok(instance.as_mut().expect("set above"))
     }
 
     fn handle(
