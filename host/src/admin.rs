@@ -46,8 +46,15 @@ async fn health(State(state): State<AdminState>) -> impl IntoResponse {
     let components = state.telemetry.health();
     let degraded = components.values().any(|c| c.status == Status::Degraded);
     let status = if degraded { "degraded" } else { "ok" };
-    let code = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (code, Json(serde_json::json!({"status": status, "components": components})))
+    let code = if degraded {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(serde_json::json!({"status": status, "components": components})),
+    )
 }
 
 async fn is_ready(State(state): State<AdminState>) -> impl IntoResponse {

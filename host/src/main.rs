@@ -98,7 +98,10 @@ fn main() {
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Run(PipelineArgs { config: vec![], env: None })) {
+    match cli.command.unwrap_or(Command::Run(PipelineArgs {
+        config: vec![],
+        env: None,
+    })) {
         Command::Validate(args) => {
             let config = load(&args)?;
             println!(
@@ -127,7 +130,11 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn describe(config: &PipelineConfig) -> String {
-    let files: Vec<String> = config.files.iter().map(|f| f.display().to_string()).collect();
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     files.join(" + ")
 }
 
@@ -144,7 +151,10 @@ fn load(args: &PipelineArgs) -> anyhow::Result<PipelineConfig> {
     let loaded = if files.is_empty() {
         tracing::info!("no pipeline given: running the built-in demo (pipelines/demo.yaml)");
         config::load_sources(
-            &[(PathBuf::from("pipelines/demo.yaml"), config::DEMO_PIPELINE.to_owned())],
+            &[(
+                PathBuf::from("pipelines/demo.yaml"),
+                config::DEMO_PIPELINE.to_owned(),
+            )],
             &|name| std::env::var(name).ok(),
         )
     } else {
@@ -160,14 +170,20 @@ async fn run(config: PipelineConfig) -> anyhow::Result<()> {
     let admin = match config.admin.address {
         Some(address) => {
             let (bound, handle) =
-                sluice::admin::serve(address, telemetry.clone(), ready.clone(), shutdown.clone()).await?;
+                sluice::admin::serve(address, telemetry.clone(), ready.clone(), shutdown.clone())
+                    .await?;
             tracing::info!(address = %bound, "admin server: /health /ready /metrics");
             Some(handle)
         }
         None => None,
     };
     tokio::spawn(watch_signals(shutdown.clone()));
-    let pipeline = tokio::spawn(sluice::topology::run(config, telemetry, shutdown.clone(), ready));
+    let pipeline = tokio::spawn(sluice::topology::run(
+        config,
+        telemetry,
+        shutdown.clone(),
+        ready,
+    ));
     let result = pipeline.await.context("pipeline task")?;
     shutdown.cancel();
     if let Some(admin) = admin {
@@ -179,7 +195,10 @@ async fn run(config: PipelineConfig) -> anyhow::Result<()> {
 /// First SIGINT/SIGTERM: drain and stop. Second: exit at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -191,10 +210,16 @@ async fn watch_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-fn plugin_run(plugin: &Path, config: Option<&Path>, decoding: Decoding, batch_size: usize) -> anyhow::Result<()> {
+fn plugin_run(
+    plugin: &Path,
+    config: Option<&Path>,
+    decoding: Decoding,
+    batch_size: usize,
+) -> anyhow::Result<()> {
     let config_value = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             serde_yaml_ng::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not valid YAML", path.display()))?
         }
@@ -235,12 +260,20 @@ fn plugin_run(plugin: &Path, config: Option<&Path>, decoding: Decoding, batch_si
                     }
                     if let Some(error) = response.error {
                         failures += 1;
-                        writeln!(stderr, "error: the plugin failed a batch of {}: {error}", batch.len())?;
+                        writeln!(
+                            stderr,
+                            "error: the plugin failed a batch of {}: {error}",
+                            batch.len()
+                        )?;
                     }
                 }
                 Err(e) => {
                     failures += 1;
-                    writeln!(stderr, "error: the plugin failed a batch of {}: {e}", batch.len())?;
+                    writeln!(
+                        stderr,
+                        "error: the plugin failed a batch of {}: {e}",
+                        batch.len()
+                    )?;
                     harness = WasmHarness::load(plugin, &config_value)?;
                 }
             }
@@ -258,7 +291,9 @@ fn plugin_run(plugin: &Path, config: Option<&Path>, decoding: Decoding, batch_si
 
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -49,7 +49,9 @@ impl Telemetry {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let received = counter(
@@ -78,15 +80,27 @@ impl Telemetry {
             &["plugin", "kind"],
         );
         let plugin_duration = HistogramVec::new(
-            HistogramOpts::new("sluice_plugin_call_duration_seconds", "Duration of one plugin call (one batch).")
-                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            HistogramOpts::new(
+                "sluice_plugin_call_duration_seconds",
+                "Duration of one plugin call (one batch).",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
             &["plugin", "call"],
         )
         .expect("valid metric");
-        registry.register(Box::new(plugin_duration.clone())).expect("unique metric");
-        let build = IntGaugeVec::new(Opts::new("sluice_build_info", "Version of the running Sluice."), &["version"])
-            .expect("valid metric");
-        registry.register(Box::new(build.clone())).expect("unique metric");
+        registry
+            .register(Box::new(plugin_duration.clone()))
+            .expect("unique metric");
+        let build = IntGaugeVec::new(
+            Opts::new("sluice_build_info", "Version of the running Sluice."),
+            &["version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build.clone()))
+            .expect("unique metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Self {
             registry,
@@ -124,7 +138,9 @@ impl Telemetry {
 
     pub fn encode(&self) -> String {
         let encoder = prometheus::TextEncoder::new();
-        encoder.encode_to_string(&self.registry.gather()).unwrap_or_default()
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
     }
 }
 
@@ -142,19 +158,31 @@ impl ComponentTelemetry {
     }
 
     pub fn sent(&self, output: &str, n: usize) {
-        self.telemetry.sent.with_label_values(&[&self.name, output]).inc_by(n as u64);
+        self.telemetry
+            .sent
+            .with_label_values(&[&self.name, output])
+            .inc_by(n as u64);
     }
 
     pub fn dropped(&self, reason: &str, n: usize) {
-        self.telemetry.dropped.with_label_values(&[&self.name, reason]).inc_by(n as u64);
+        self.telemetry
+            .dropped
+            .with_label_values(&[&self.name, reason])
+            .inc_by(n as u64);
     }
 
     pub fn error(&self, kind: &str) {
-        self.telemetry.errors.with_label_values(&[&self.name, kind]).inc();
+        self.telemetry
+            .errors
+            .with_label_values(&[&self.name, kind])
+            .inc();
     }
 
     pub fn plugin_error(&self, kind: &str) {
-        self.telemetry.plugin_errors.with_label_values(&[&self.name, kind]).inc();
+        self.telemetry
+            .plugin_errors
+            .with_label_values(&[&self.name, kind])
+            .inc();
     }
 
     pub fn plugin_call(&self, call: &str, elapsed: Duration) {
@@ -177,7 +205,13 @@ impl ComponentTelemetry {
     /// were held back, so a failing plugin or sink cannot flood the log while distinct
     /// causes still each get a line.
     pub fn warn_limited(&self, cause: &str, message: &str) {
-        let admitted = self.limiters.lock().unwrap().entry(cause.to_owned()).or_default().admit();
+        let admitted = self
+            .limiters
+            .lock()
+            .unwrap()
+            .entry(cause.to_owned())
+            .or_default()
+            .admit();
         if let Some(suppressed) = admitted {
             if suppressed > 0 {
                 tracing::warn!(component = %self.name, suppressed, "{message}");
@@ -237,7 +271,10 @@ mod tests {
         c.plugin_error("timeout");
         let text = t.encode();
         assert!(text.contains("sluice_component_received_events_total{component=\"redact\",component_kind=\"transform\"} 5"), "{text}");
-        assert!(text.contains("sluice_plugin_errors_total{kind=\"timeout\",plugin=\"redact\"} 1"), "{text}");
+        assert!(
+            text.contains("sluice_plugin_errors_total{kind=\"timeout\",plugin=\"redact\"} 1"),
+            "{text}"
+        );
         assert_eq!(t.health()["redact"].status, Status::Starting);
     }
 }

@@ -44,7 +44,8 @@ pub fn decode_config<C: DeserializeOwned>(bytes: &[u8]) -> Result<C, String> {
 }
 
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Record>, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| format!("input batch is not a MessagePack array of maps: {e}"))
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| format!("input batch is not a MessagePack array of maps: {e}"))
 }
 
 /// Runs one call and gathers its records and side outputs into a response.

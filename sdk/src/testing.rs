@@ -62,7 +62,10 @@ impl<P: Plugin> Harness<P> {
 }
 
 /// Initialises `P` with `config` and processes one batch; panics if init fails.
-pub fn run<P: Plugin>(config: impl Serialize, records: impl IntoIterator<Item = Record>) -> Outcome {
+pub fn run<P: Plugin>(
+    config: impl Serialize,
+    records: impl IntoIterator<Item = Record>,
+) -> Outcome {
     let mut harness = Harness::<P>::new(config).unwrap_or_else(|e| panic!("init failed: {e}"));
     harness.process(records)
 }

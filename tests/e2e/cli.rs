@@ -13,12 +13,26 @@ fn validate_reports_every_problem_with_its_location() {
         "sources:\n  in:\n    type: stdin\n    decode: xml\nsinks:\n  out:\n    type: console\n    inputs: [nowhere]\n    colour: red\n",
     )
     .unwrap();
-    let out = Command::new(sluice_bin()).args(["validate", "-c"]).arg(&path).output().unwrap();
+    let out = Command::new(sluice_bin())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let p = path.display();
-    assert!(err.contains(&format!("{p}:4:5: sources.in.decode: unknown variant `xml`")), "{err}");
-    assert!(err.contains(&format!("{p}:9:5: sinks.out.colour: unknown field `colour`")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{p}:4:5: sources.in.decode: unknown variant `xml`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{p}:9:5: sinks.out.colour: unknown field `colour`"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -30,9 +44,16 @@ fn validate_accepts_the_shipped_environments() {
             .args(["validate", "--env", env])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{env}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{env}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains(&format!("pipelines/base.yaml + pipelines/{env}.yaml: ok")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("pipelines/base.yaml + pipelines/{env}.yaml: ok")),
+            "{stdout}"
+        );
     }
 }
 
@@ -62,7 +83,11 @@ fn plugin_run_is_a_unix_filter() {
         )
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -72,7 +97,10 @@ fn plugin_run_is_a_unix_filter() {
     assert_eq!(records[0]["env"], "cli");
     assert_eq!(records[0]["component"], "Strategy");
     assert_eq!(records[1]["message"], "garbage line");
-    assert!(records[1]["decode_error"].as_str().unwrap().contains("not a NautilusTrader log line"));
+    assert!(records[1]["decode_error"]
+        .as_str()
+        .unwrap()
+        .contains("not a NautilusTrader log line"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(r#"metric {"name":"example_records_total","kind":"counter","value":1.0,"labels":{"level":"INFO"}}"#), "{stderr}");
 }
@@ -80,12 +108,18 @@ fn plugin_run_is_a_unix_filter() {
 #[test]
 fn the_built_in_demo_runs_with_no_arguments() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin_dir = plugin_wasm("sluice_plugin_example").parent().unwrap().to_owned();
+    let plugin_dir = plugin_wasm("sluice_plugin_example")
+        .parent()
+        .unwrap()
+        .to_owned();
     let mut child = Command::new(sluice_bin())
         .current_dir(dir.path())
         .env("SLUICE_PLUGIN_DIR", &plugin_dir)
         .env("SLUICE_DATA_DIR", dir.path().join("data"))
-        .env("SLUICE_ADMIN_ADDRESS", format!("127.0.0.1:{}", sluice_tests::free_port()))
+        .env(
+            "SLUICE_ADMIN_ADDRESS",
+            format!("127.0.0.1:{}", sluice_tests::free_port()),
+        )
         .env("SLUICE_DEMO_RATE", "500")
         .arg("run")
         .stdout(Stdio::piped())
@@ -97,7 +131,10 @@ fn the_built_in_demo_runs_with_no_arguments() {
         .take(200)
         .map(|l| l.unwrap())
         .collect();
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(lines.len(), 200);

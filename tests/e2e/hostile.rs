@@ -87,10 +87,16 @@ sinks:
         append(&input, [line]);
         let expected = n + 1;
         wait_for(Duration::from_secs(20), || {
-            let done = read_jsonl(&dir.path().join("out.jsonl")).len() + read_jsonl(&dir.path().join("dead.jsonl")).len();
+            let done = read_jsonl(&dir.path().join("out.jsonl")).len()
+                + read_jsonl(&dir.path().join("dead.jsonl")).len();
             (done >= expected).then_some(())
         })
-        .unwrap_or_else(|| panic!("record {n} did not come through; log:\n{}", sluice.log_text()));
+        .unwrap_or_else(|| {
+            panic!(
+                "record {n} did not come through; log:\n{}",
+                sluice.log_text()
+            )
+        });
     }
 
     let out = read_jsonl(&dir.path().join("out.jsonl"));
@@ -101,13 +107,30 @@ sinks:
     let dead = read_jsonl(&dir.path().join("dead.jsonl"));
     let failed: Vec<(i64, String)> = dead
         .iter()
-        .map(|r| (r["n"].as_i64().unwrap(), r["dead_letter"]["kind"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["n"].as_i64().unwrap(),
+                r["dead_letter"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         failed,
-        vec![(1, "trap".into()), (4, "timeout".into()), (7, "out_of_memory".into()), (10, "guest_error".into())]
+        vec![
+            (1, "trap".into()),
+            (4, "timeout".into()),
+            (7, "out_of_memory".into()),
+            (10, "guest_error".into())
+        ]
     );
-    assert!(dead[0]["dead_letter"]["reason"].as_str().unwrap().contains("chaos asked for a trap"), "{:?}", dead[0]);
+    assert!(
+        dead[0]["dead_letter"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("chaos asked for a trap"),
+        "{:?}",
+        dead[0]
+    );
 
     let addr = format!("127.0.0.1:{port}");
     for kind in ["trap", "timeout", "out_of_memory", "guest_error"] {
@@ -115,8 +138,16 @@ sinks:
         assert_eq!(metric(&addr, &prefix), Some(1.0), "{prefix}");
     }
     let log = sluice.log_text();
-    for cause in ["trapped", "timed out after 200 ms", "exceeded its memory limit", "reported an error: chaos asked for an error"] {
-        assert!(log.contains("plugin `chaos` failed") && log.contains(cause), "log lacks {cause:?}:\n{log}");
+    for cause in [
+        "trapped",
+        "timed out after 200 ms",
+        "exceeded its memory limit",
+        "reported an error: chaos asked for an error",
+    ] {
+        assert!(
+            log.contains("plugin `chaos` failed") && log.contains(cause),
+            "log lacks {cause:?}:\n{log}"
+        );
     }
     assert_eq!(sluice.stop(), 0);
 }
@@ -149,17 +180,36 @@ sinks:
             plugin = garbage.display()
         ),
     );
-    append(&dir.path().join("in.log"), (0..5).map(|n| format!(r#"{{"n": {n}}}"#)));
+    append(
+        &dir.path().join("in.log"),
+        (0..5).map(|n| format!(r#"{{"n": {n}}}"#)),
+    );
     let sluice = Sluice::start(dir.path(), &config);
     let out = wait_for(Duration::from_secs(20), || {
         let r = read_jsonl(&dir.path().join("out.jsonl"));
         (r.len() >= 5).then_some(r)
     })
     .unwrap_or_else(|| panic!("log:\n{}", sluice.log_text()));
-    assert_eq!(out.iter().map(|r| r["n"].as_i64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        out.iter()
+            .map(|r| r["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
     let addr = format!("127.0.0.1:{port}");
-    assert!(metric(&addr, "sluice_plugin_errors_total{kind=\"malformed\",plugin=\"garbage\"}").unwrap_or(0.0) >= 1.0);
-    assert!(sluice.log_text().contains("returned malformed output"), "{}", sluice.log_text());
+    assert!(
+        metric(
+            &addr,
+            "sluice_plugin_errors_total{kind=\"malformed\",plugin=\"garbage\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert!(
+        sluice.log_text().contains("returned malformed output"),
+        "{}",
+        sluice.log_text()
+    );
     assert_eq!(sluice.stop(), 0);
 }
 
@@ -172,8 +222,16 @@ fn refusal(dir: &Path, plugin: &Path, config: &str) -> String {
             plugin.display()
         ),
     );
-    let out = std::process::Command::new(sluice_bin()).args(["run", "-c"]).arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "a refused plugin must fail the start");
+    let out = std::process::Command::new(sluice_bin())
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused plugin must fail the start"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -183,22 +241,48 @@ fn modules_that_do_not_speak_abi_v1_are_refused_with_the_reason() {
     let process = r#"(func (export "sluice_process") (param i32 i32) (result i64) (i64.const 0))"#;
     let v2 = wat_plugin(dir.path(), "v2", 2, process);
     let err = refusal(dir.path(), &v2, "null");
-    assert!(err.contains("plugin `bad`: declares ABI version 2, but this host speaks version 1"), "{err}");
+    assert!(
+        err.contains("plugin `bad`: declares ABI version 2, but this host speaks version 1"),
+        "{err}"
+    );
 
     let missing = wat_plugin(dir.path(), "missing", 1, "");
     let err = refusal(dir.path(), &missing, "null");
-    assert!(err.contains("plugin `bad`") && err.contains("lacks the required export(s) sluice_process"), "{err}");
+    assert!(
+        err.contains("plugin `bad`") && err.contains("lacks the required export(s) sluice_process"),
+        "{err}"
+    );
 
-    let wrong_type = wat_plugin(dir.path(), "wrong", 1, r#"(func (export "sluice_process") (param i32) (result i64) (i64.const 0))"#);
+    let wrong_type = wat_plugin(
+        dir.path(),
+        "wrong",
+        1,
+        r#"(func (export "sluice_process") (param i32) (result i64) (i64.const 0))"#,
+    );
     let err = refusal(dir.path(), &wrong_type, "null");
-    assert!(err.contains("export `sluice_process` has type (i32) -> (i64), ABI v1 requires (i32, i32) -> (i64)"), "{err}");
+    assert!(
+        err.contains(
+            "export `sluice_process` has type (i32) -> (i64), ABI v1 requires (i32, i32) -> (i64)"
+        ),
+        "{err}"
+    );
 
     let not_wasm = dir.path().join("truncated.wasm");
     let real = std::fs::read(plugin_wasm("sluice_plugin_example")).unwrap();
     std::fs::write(&not_wasm, &real[..real.len() / 2]).unwrap();
     let err = refusal(dir.path(), &not_wasm, "null");
-    assert!(err.contains("plugin `bad`") && err.contains("is not a valid WebAssembly module"), "{err}");
+    assert!(
+        err.contains("plugin `bad`") && err.contains("is not a valid WebAssembly module"),
+        "{err}"
+    );
 
-    let err = refusal(dir.path(), &plugin_wasm("sluice_plugin_chaos"), "{fail_init: 'no API key configured'}");
-    assert!(err.contains("plugin `bad`: init failed: no API key configured"), "{err}");
+    let err = refusal(
+        dir.path(),
+        &plugin_wasm("sluice_plugin_chaos"),
+        "{fail_init: 'no API key configured'}",
+    );
+    assert!(
+        err.contains("plugin `bad`: init failed: no API key configured"),
+        "{err}"
+    );
 }

@@ -37,9 +37,19 @@ sinks:
     let up = wait_for(Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).ok().map(|_| ())
     });
-    assert!(up.is_some(), "http source did not start:\n{}", sluice.log_text());
+    assert!(
+        up.is_some(),
+        "http source did not start:\n{}",
+        sluice.log_text()
+    );
 
-    let (status, body) = http("POST", &addr, "/ingest", &auth, b"{\"n\":1}\n{\"n\":2}\nnot json\n");
+    let (status, body) = http(
+        "POST",
+        &addr,
+        "/ingest",
+        &auth,
+        b"{\"n\":1}\n{\"n\":2}\nnot json\n",
+    );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("3 records delivered"), "{body}");
     let (status, _) = http("POST", &addr, "/ingest", &auth, br#"[{"n":3},{"n":4}]"#);
@@ -47,7 +57,13 @@ sinks:
 
     let (status, _) = http("POST", &addr, "/ingest", &[], b"{\"n\":5}\n");
     assert_eq!(status, 401);
-    let (status, _) = http("POST", &addr, "/ingest", &[("Authorization", "Bearer wrong")], b"{\"n\":5}\n");
+    let (status, _) = http(
+        "POST",
+        &addr,
+        "/ingest",
+        &[("Authorization", "Bearer wrong")],
+        b"{\"n\":5}\n",
+    );
     assert_eq!(status, 401);
     let big = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(2000));
     let (status, _) = http("POST", &addr, "/ingest", &auth, big.as_bytes());
@@ -60,7 +76,10 @@ sinks:
     assert!(out[2].contains_key("decode_error"));
     assert_eq!(out[4]["n"], 4);
     assert_eq!(sluice.stop(), 0);
-    assert!(!sluice_log_contains_secret(dir.path()), "the token leaked into the log");
+    assert!(
+        !sluice_log_contains_secret(dir.path()),
+        "the token leaked into the log"
+    );
 }
 
 fn sluice_log_contains_secret(dir: &std::path::Path) -> bool {
@@ -68,5 +87,9 @@ fn sluice_log_contains_secret(dir: &std::path::Path) -> bool {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("sluice-"))
-        .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains("test-token-123"))
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains("test-token-123")
+        })
 }

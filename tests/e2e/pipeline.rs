@@ -42,7 +42,15 @@ fn numbered(range: std::ops::Range<usize>) -> impl Iterator<Item = String> {
 fn numbers(dir: &Path) -> Vec<usize> {
     read_jsonl(&dir.join("out.jsonl"))
         .iter()
-        .map(|r| r["message"].as_str().unwrap().strip_prefix("line ").unwrap().parse().unwrap())
+        .map(|r| {
+            r["message"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("line ")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -71,16 +79,29 @@ fn nautilus_fixture_flows_through_a_wasm_plugin_exactly() {
     .unwrap_or_else(|| panic!("not all records arrived; log:\n{}", sluice.log_text()));
     assert_eq!(sluice.stop(), 0);
     let out_again = read_jsonl(&dir.path().join("out.jsonl"));
-    assert_eq!(out_again.len(), expected.len(), "no duplicates after stopping");
+    assert_eq!(
+        out_again.len(),
+        expected.len(),
+        "no duplicates after stopping"
+    );
 
     for (record, line) in out.iter().zip(&expected) {
         assert_eq!(record["env"], "test");
-        assert_eq!(record["file"], dir.path().join("in/bot.log").display().to_string());
+        assert_eq!(
+            record["file"],
+            dir.path().join("in/bot.log").display().to_string()
+        );
         assert!(!record.contains_key("decode_error"), "{line}: {record:?}");
         let (ts, rest) = line.split_once(' ').unwrap();
         assert_eq!(record["timestamp"].as_str().unwrap(), ts);
-        assert_eq!(record["level"].as_str().unwrap(), &rest[1..rest.find(']').unwrap()]);
-        assert!(line.ends_with(record["message"].as_str().unwrap()), "{line} vs {record:?}");
+        assert_eq!(
+            record["level"].as_str().unwrap(),
+            &rest[1..rest.find(']').unwrap()]
+        );
+        assert!(
+            line.ends_with(record["message"].as_str().unwrap()),
+            "{line} vs {record:?}"
+        );
     }
 }
 

@@ -24,7 +24,10 @@ impl Sluice {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Self { child: Some(child), log }
+        Self {
+            child: Some(child),
+            log,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -35,19 +38,17 @@ impl Sluice {
     pub fn stop(mut self) -> i32 {
         let mut child = self.child.take().unwrap();
         signal(&child, "TERM");
-        let status = wait_for(Duration::from_secs(60), || child.try_wait().unwrap()).expect("sluice did not stop within 60 s");
+        let status = wait_for(Duration::from_secs(60), || child.try_wait().unwrap())
+            .expect("sluice did not stop within 60 s");
         status.code().unwrap_or(-1)
-    }
-
-    pub fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
 fn signal(child: &Child, name: &str) {
-    let _ = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status();
 }
 
 impl Drop for Sluice {
@@ -68,7 +69,11 @@ pub fn pipeline(dir: &Path, text: &str) -> PathBuf {
 
 pub fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     for line in lines {
         writeln!(f, "{line}").unwrap();
     }

@@ -27,7 +27,12 @@ impl KeyPath {
     }
 
     pub fn parse(dotted: &[&str]) -> Self {
-        KeyPath(dotted.iter().map(|k| Segment::Key((*k).to_owned())).collect())
+        KeyPath(
+            dotted
+                .iter()
+                .map(|k| Segment::Key((*k).to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -80,7 +85,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the pipeline configuration:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the pipeline configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

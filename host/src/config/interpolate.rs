@@ -16,7 +16,11 @@ pub fn interpolate(
         Value::String(s) if s.contains('$') => match expand(s, env) {
             Ok(expanded) => {
                 let whole = is_single_reference(s);
-                *value = if whole { typed(expanded) } else { Value::String(expanded) };
+                *value = if whole {
+                    typed(expanded)
+                } else {
+                    Value::String(expanded)
+                };
             }
             Err(e) => errors.push((path.clone(), e)),
         },
@@ -110,14 +114,19 @@ mod tests {
 
     #[test]
     fn reports_missing_and_malformed_references() {
-        assert!(expand("${NOPE}", &env).unwrap_err().contains("`NOPE` is not set"));
+        assert!(expand("${NOPE}", &env)
+            .unwrap_err()
+            .contains("`NOPE` is not set"));
         assert!(expand("${HOST", &env).unwrap_err().contains("unterminated"));
-        assert!(expand("${BAD-NAME}", &env).unwrap_err().contains("not a valid"));
+        assert!(expand("${BAD-NAME}", &env)
+            .unwrap_err()
+            .contains("not a valid"));
     }
 
     #[test]
     fn whole_value_references_become_typed() {
-        let mut v = json!({"port": "${PORT}", "url": "http://${HOST}:${PORT}", "list": ["${MISSING}"]});
+        let mut v =
+            json!({"port": "${PORT}", "url": "http://${HOST}:${PORT}", "list": ["${MISSING}"]});
         let mut errors = vec![];
         interpolate(&mut v, &KeyPath::default(), &env, &mut errors);
         assert_eq!(v["port"], json!(5432));

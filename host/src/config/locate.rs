@@ -13,8 +13,14 @@ use yaml_rust2::scanner::Marker;
 pub type Positions = HashMap<KeyPath, (usize, usize)>;
 
 enum Frame {
-    Map { path: KeyPath, pending_key: Option<String> },
-    Seq { path: KeyPath, next: usize },
+    Map {
+        path: KeyPath,
+        pending_key: Option<String>,
+    },
+    Seq {
+        path: KeyPath,
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -39,7 +45,8 @@ impl Indexer {
             Some(Frame::Seq { path, next }) => {
                 let p = path.index(*next);
                 *next += 1;
-                self.positions.insert(p.clone(), (mark.line(), mark.col() + 1));
+                self.positions
+                    .insert(p.clone(), (mark.line(), mark.col() + 1));
                 Some(p)
             }
         }
@@ -49,7 +56,8 @@ impl Indexer {
     fn take_key(&mut self, value: &str, mark: Marker) -> bool {
         if let Some(Frame::Map { path, pending_key }) = self.stack.last_mut() {
             if pending_key.is_none() {
-                self.positions.insert(path.key(value), (mark.line(), mark.col() + 1));
+                self.positions
+                    .insert(path.key(value), (mark.line(), mark.col() + 1));
                 *pending_key = Some(value.to_owned());
                 return true;
             }
@@ -61,15 +69,11 @@ impl Indexer {
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(value, ..) => {
-                if !self.take_key(&value, mark) {
-                    self.place_value(mark);
-                }
+            Event::Scalar(value, ..) if !self.take_key(&value, mark) => {
+                self.place_value(mark);
             }
-            Event::Alias(_) => {
-                if !self.take_key("", mark) {
-                    self.place_value(mark);
-                }
+            Event::Alias(_) if !self.take_key("", mark) => {
+                self.place_value(mark);
             }
             Event::MappingStart(..) => {
                 // A mapping used as a key is not something a pipeline file has; give it a
@@ -82,12 +86,19 @@ impl MarkedEventReceiver for Indexer {
                     return;
                 }
                 let path = self.place_value(mark).unwrap_or_default();
-                self.positions.entry(path.clone()).or_insert((mark.line(), mark.col() + 1));
-                self.stack.push(Frame::Map { path, pending_key: None });
+                self.positions
+                    .entry(path.clone())
+                    .or_insert((mark.line(), mark.col() + 1));
+                self.stack.push(Frame::Map {
+                    path,
+                    pending_key: None,
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.place_value(mark).unwrap_or_default();
-                self.positions.entry(path.clone()).or_insert((mark.line(), mark.col() + 1));
+                self.positions
+                    .entry(path.clone())
+                    .or_insert((mark.line(), mark.col() + 1));
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -117,7 +128,15 @@ mod tests {
         let p = index(src);
         assert_eq!(p[&KeyPath::parse(&["sources"])], (1, 1));
         assert_eq!(p[&KeyPath::parse(&["sources", "demo", "type"])], (3, 5));
-        assert_eq!(p[&KeyPath::parse(&["transforms", "t", "inputs"]).index(1)], (6, 20));
-        assert_eq!(p[&KeyPath::parse(&["transforms", "t", "config"]).index(0).key("a")], (8, 9));
+        assert_eq!(
+            p[&KeyPath::parse(&["transforms", "t", "inputs"]).index(1)],
+            (6, 20)
+        );
+        assert_eq!(
+            p[&KeyPath::parse(&["transforms", "t", "config"])
+                .index(0)
+                .key("a")],
+            (8, 9)
+        );
     }
 }

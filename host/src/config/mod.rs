@@ -109,7 +109,10 @@ impl Origins {
         if path.is_absolute() {
             return path.to_owned();
         }
-        match self.locate(key).and_then(|l| l.file.parent().map(Path::to_owned)) {
+        match self
+            .locate(key)
+            .and_then(|l| l.file.parent().map(Path::to_owned))
+        {
             Some(dir) if dir.exists() && !dir.as_os_str().is_empty() => dir.join(path),
             _ => path.to_owned(),
         }
@@ -196,7 +199,11 @@ pub fn load_sources(
 
     let mut env_errors = Vec::new();
     interpolate::interpolate(&mut merged, &KeyPath::default(), env, &mut env_errors);
-    errors.extend(env_errors.into_iter().map(|(path, message)| origins.error(path, message)));
+    errors.extend(
+        env_errors
+            .into_iter()
+            .map(|(path, message)| origins.error(path, message)),
+    );
 
     let raw: RawConfig = match deserialize_at(&origins, KeyPath::default(), merged) {
         Ok(raw) => raw,
@@ -212,7 +219,10 @@ pub fn load_sources(
             .unwrap_or_default(),
     };
     let mut config = PipelineConfig {
-        data_dir: raw.data_dir.clone().unwrap_or_else(|| PathBuf::from(".sluice")),
+        data_dir: raw
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".sluice")),
         admin,
         sources: BTreeMap::new(),
         transforms: BTreeMap::new(),
@@ -230,11 +240,36 @@ pub fn load_sources(
     }
     // Components that failed to deserialize are reported already; inputs naming them
     // are not errors of their own.
-    let declared: std::collections::BTreeSet<String> =
-        raw.sources.keys().chain(raw.transforms.keys()).cloned().collect();
-    deserialize_section(&origins, "sources", raw.sources, &mut config.sources, &mut errors, deserialize_typed);
-    deserialize_section(&origins, "transforms", raw.transforms, &mut config.transforms, &mut errors, deserialize_at);
-    deserialize_section(&origins, "sinks", raw.sinks, &mut config.sinks, &mut errors, deserialize_typed);
+    let declared: std::collections::BTreeSet<String> = raw
+        .sources
+        .keys()
+        .chain(raw.transforms.keys())
+        .cloned()
+        .collect();
+    deserialize_section(
+        &origins,
+        "sources",
+        raw.sources,
+        &mut config.sources,
+        &mut errors,
+        deserialize_typed,
+    );
+    deserialize_section(
+        &origins,
+        "transforms",
+        raw.transforms,
+        &mut config.transforms,
+        &mut errors,
+        deserialize_at,
+    );
+    deserialize_section(
+        &origins,
+        "sinks",
+        raw.sinks,
+        &mut config.sinks,
+        &mut errors,
+        deserialize_typed,
+    );
 
     validate::validate(&mut config, &declared, &origins, &mut errors);
     if errors.is_empty() {
@@ -246,7 +281,11 @@ pub fn load_sources(
 
 fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
     errors.sort_by(|a, b| {
-        let key = |e: &ConfigError| e.location.as_ref().map(|l| (l.file.clone(), l.line, l.column));
+        let key = |e: &ConfigError| {
+            e.location
+                .as_ref()
+                .map(|l| (l.file.clone(), l.line, l.column))
+        };
         key(a).cmp(&key(b))
     });
     errors.dedup();
@@ -287,7 +326,11 @@ fn deserialize_section<T>(
     }
 }
 
-fn deserialize_typed<T: Typed>(origins: &Origins, base: KeyPath, value: Value) -> Result<T, ConfigError> {
+fn deserialize_typed<T: Typed>(
+    origins: &Origins,
+    base: KeyPath,
+    value: Value,
+) -> Result<T, ConfigError> {
     let Value::Object(mut map) = value else {
         return Err(origins.error(base, "expected a mapping with a `type` key"));
     };
@@ -304,22 +347,37 @@ fn deserialize_typed<T: Typed>(origins: &Origins, base: KeyPath, value: Value) -
     match T::from_type(&kind, Value::Object(map)) {
         None => Err(origins.error(
             base.key("type"),
-            format!("unknown type `{kind}`, expected one of {}", quoted(T::TYPES)),
+            format!(
+                "unknown type `{kind}`, expected one of {}",
+                quoted(T::TYPES)
+            ),
         )),
         Some(result) => result.map_err(|e| path_error(origins, base, e)),
     }
 }
 
 fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Deserializes `value`, turning serde's error into one that points at the offending key.
-fn deserialize_at<T: DeserializeOwned>(origins: &Origins, base: KeyPath, value: Value) -> Result<T, ConfigError> {
+fn deserialize_at<T: DeserializeOwned>(
+    origins: &Origins,
+    base: KeyPath,
+    value: Value,
+) -> Result<T, ConfigError> {
     with_path(value).map_err(|e| path_error(origins, base, e))
 }
 
-fn path_error(origins: &Origins, base: KeyPath, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+fn path_error(
+    origins: &Origins,
+    base: KeyPath,
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> ConfigError {
     let mut path = base;
     for segment in e.path().iter() {
         match segment {
@@ -361,7 +419,9 @@ fn merge(base: &mut Value, overlay: Value) {
                     base.remove(&key);
                 } else {
                     match base.get_mut(&key) {
-                        Some(existing) if existing.is_object() && value.is_object() => merge(existing, value),
+                        Some(existing) if existing.is_object() && value.is_object() => {
+                            merge(existing, value)
+                        }
                         _ => {
                             base.insert(key, value);
                         }

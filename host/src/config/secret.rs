@@ -58,8 +58,9 @@ impl<'de> Deserialize<'de> for SecretString {
                 "a secret cannot be written in the configuration: use `{env: VARIABLE}` or `{file: /path/to/secret}`",
             ));
         }
-        let source: SecretSource = serde_json::from_value(value)
-            .map_err(|_| D::Error::custom("a secret must be `{env: VARIABLE}` or `{file: /path/to/secret}`"))?;
+        let source: SecretSource = serde_json::from_value(value).map_err(|_| {
+            D::Error::custom("a secret must be `{env: VARIABLE}` or `{file: /path/to/secret}`")
+        })?;
         match source {
             SecretSource::Env(name) => match std::env::var(&name) {
                 Ok(v) if !v.is_empty() => Ok(Self {
@@ -75,8 +76,14 @@ impl<'de> Deserialize<'de> for SecretString {
                     source: format!("file {}", path.display()),
                     value: Secret::new(v.trim_end_matches(['\n', '\r']).to_owned()),
                 }),
-                Ok(_) => Err(D::Error::custom(format!("the secret file {} is empty", path.display()))),
-                Err(e) => Err(D::Error::custom(format!("cannot read the secret file {}: {e}", path.display()))),
+                Ok(_) => Err(D::Error::custom(format!(
+                    "the secret file {} is empty",
+                    path.display()
+                ))),
+                Err(e) => Err(D::Error::custom(format!(
+                    "cannot read the secret file {}: {e}",
+                    path.display()
+                ))),
             },
         }
     }
@@ -88,7 +95,9 @@ mod tests {
 
     #[test]
     fn literal_secrets_are_refused_and_values_never_print() {
-        let err = serde_json::from_str::<SecretString>("\"hunter2\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<SecretString>("\"hunter2\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot be written"), "{err}");
         assert!(!err.contains("hunter2"));
 

@@ -10,7 +10,10 @@ fn plugin_file() -> tempfile::NamedTempFile {
 }
 
 fn load(files: &[(&str, String)]) -> Result<PipelineConfig, ConfigErrors> {
-    let sources: Vec<(PathBuf, String)> = files.iter().map(|(n, t)| (PathBuf::from(n), t.clone())).collect();
+    let sources: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(n, t)| (PathBuf::from(n), t.clone()))
+        .collect();
     load_sources(&sources, &|name| match name {
         "SINK_FILE" => Some("/tmp/out.jsonl".into()),
         "BATCH" => Some("64".into()),
@@ -59,8 +62,16 @@ fn unknown_key_points_at_the_key() {
     let e = only_error(load(&[("base.yaml", text)]));
     assert_eq!(e.path.to_string(), "sources.logs.includ");
     assert_eq!(at(&e), ("base.yaml".into(), 4, 5));
-    assert!(e.message.contains("unknown field `includ`"), "{}", e.message);
-    assert!(e.to_string().starts_with("base.yaml:4:5: sources.logs.includ: unknown field"), "{e}");
+    assert!(
+        e.message.contains("unknown field `includ`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.to_string()
+            .starts_with("base.yaml:4:5: sources.logs.includ: unknown field"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -70,7 +81,11 @@ fn dangling_input_points_at_the_list_item() {
     let e = only_error(load(&[("base.yaml", text)]));
     assert_eq!(e.path.to_string(), "sinks.out.inputs[0]");
     assert_eq!(at(&e), ("base.yaml".into(), 13, 14));
-    assert!(e.message.contains("unknown input `redcat`"), "{}", e.message);
+    assert!(
+        e.message.contains("unknown input `redcat`"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -95,14 +110,21 @@ fn missing_variable_and_wrong_type_are_both_reported() {
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert_eq!(errors[0].path.to_string(), "sources.logs.batch_size");
     assert_eq!(at(&errors[0]).1, 5);
-    assert!(errors[0].message.contains("invalid type"), "{}", errors[0].message);
+    assert!(
+        errors[0].message.contains("invalid type"),
+        "{}",
+        errors[0].message
+    );
     assert_eq!(errors[1].path.to_string(), "sinks.out.path");
     assert!(errors[1].message.contains("`NOT_SET_ANYWHERE` is not set"));
 }
 
 #[test]
 fn broken_yaml_reports_the_parser_position() {
-    let e = only_error(load(&[("bad.yaml", "sources:\n  s:\n    type: [stdin\n".into())]));
+    let e = only_error(load(&[(
+        "bad.yaml",
+        "sources:\n  s:\n    type: [stdin\n".into(),
+    )]));
     let (file, line, _) = at(&e);
     assert_eq!(file, "bad.yaml");
     assert!(line >= 3, "{e}");
@@ -115,14 +137,22 @@ fn unknown_component_type_points_at_type() {
     let text = base(p.path()).replace("type: file\n    include", "type: flie\n    include");
     let e = only_error(load(&[("base.yaml", text)]));
     assert_eq!(e.path.to_string(), "sources.logs.type");
-    assert!(e.message.contains("unknown type `flie`, expected one of `file`"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("unknown type `flie`, expected one of `file`"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn overlay_overrides_and_its_errors_point_into_the_overlay() {
     let p = plugin_file();
     let overlay = "sinks:\n  out:\n    path: /tmp/prod.jsonl\n    fsync: sometimes\n".to_owned();
-    let e = only_error(load(&[("base.yaml", base(p.path())), ("prod.yaml", overlay)]));
+    let e = only_error(load(&[
+        ("base.yaml", base(p.path())),
+        ("prod.yaml", overlay),
+    ]));
     assert_eq!(at(&e), ("prod.yaml".into(), 4, 5));
 
     let overlay = "sinks:\n  out:\n    path: /tmp/prod.jsonl\n    fsync: true\n".to_owned();
@@ -147,8 +177,11 @@ fn missing_plugin_file_and_bad_pin_are_reported() {
     let errors = load(&[("base.yaml", text)]).unwrap_err().0;
     let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 2, "{messages:#?}");
-    assert!(messages[0].contains("transforms.redact.plugin: plugin file /nonexistent/redact.wasm does not exist"));
-    assert!(messages[1].contains("transforms.redact.sha256: `sha256` must be 64 hexadecimal digits"));
+    assert!(messages[0]
+        .contains("transforms.redact.plugin: plugin file /nonexistent/redact.wasm does not exist"));
+    assert!(
+        messages[1].contains("transforms.redact.sha256: `sha256` must be 64 hexadecimal digits")
+    );
 }
 
 #[test]
@@ -164,9 +197,11 @@ fn secrets_written_inline_are_refused() {
 fn the_embedded_demo_and_the_shipped_pipelines_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
     let plugin_dir = tempfile::tempdir().unwrap();
-    for name in ["sluice_plugin_example.wasm"] {
-        std::fs::write(plugin_dir.path().join(name), b"\0asm").unwrap();
-    }
+    std::fs::write(
+        plugin_dir.path().join("sluice_plugin_example.wasm"),
+        b"\0asm",
+    )
+    .unwrap();
     let dir = plugin_dir.path().display().to_string();
     let env = move |name: &str| (name == "SLUICE_PLUGIN_DIR").then(|| dir.clone());
     let demo = load_sources(&[(root.join("demo.yaml"), DEMO_PIPELINE.to_owned())], &env);

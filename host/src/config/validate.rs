@@ -15,21 +15,33 @@ pub fn validate(
 ) {
     let mut seen = BTreeMap::new();
     let sections = [
-        ("sources", config.sources.keys().cloned().collect::<Vec<_>>()),
+        (
+            "sources",
+            config.sources.keys().cloned().collect::<Vec<_>>(),
+        ),
         ("transforms", config.transforms.keys().cloned().collect()),
         ("sinks", config.sinks.keys().cloned().collect()),
     ];
     for (section, names) in &sections {
         for name in names {
             let path = KeyPath::parse(&[section, name]);
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 errors.push(origins.error(
                     path.clone(),
-                    format!("component name `{name}` may contain only letters, digits, `_` and `-`"),
+                    format!(
+                        "component name `{name}` may contain only letters, digits, `_` and `-`"
+                    ),
                 ));
             }
             if let Some(other) = seen.insert(name.clone(), *section) {
-                errors.push(origins.error(path, format!("`{name}` is already the name of one of the {other}")));
+                errors.push(origins.error(
+                    path,
+                    format!("`{name}` is already the name of one of the {other}"),
+                ));
             }
         }
     }
@@ -45,7 +57,12 @@ pub fn validate(
         .transforms
         .iter()
         .map(|(n, t)| (("transforms", n.as_str()), t.inputs.as_slice()))
-        .chain(config.sinks.iter().map(|(n, s)| (("sinks", n.as_str()), s.inputs())));
+        .chain(
+            config
+                .sinks
+                .iter()
+                .map(|(n, s)| (("sinks", n.as_str()), s.inputs())),
+        );
     for ((section, name), inputs) in consumers {
         let base = KeyPath::parse(&[section, name, "inputs"]);
         if inputs.is_empty() {
@@ -53,12 +70,19 @@ pub fn validate(
         }
         for (i, input) in inputs.iter().enumerate() {
             if input == name {
-                errors.push(origins.error(base.index(i), format!("`{name}` cannot be its own input")));
-            } else if !outputs.contains(input) && !declared.contains(input.split('.').next().unwrap_or(input)) {
+                errors.push(
+                    origins.error(base.index(i), format!("`{name}` cannot be its own input")),
+                );
+            } else if !outputs.contains(input)
+                && !declared.contains(input.split('.').next().unwrap_or(input))
+            {
                 let known: Vec<&str> = outputs.iter().map(String::as_str).collect();
                 errors.push(origins.error(
                     base.index(i),
-                    format!("unknown input `{input}`; the outputs are: {}", known.join(", ")),
+                    format!(
+                        "unknown input `{input}`; the outputs are: {}",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -66,7 +90,10 @@ pub fn validate(
 
     if let Some(cycle) = find_cycle(config) {
         let path = KeyPath::parse(&["transforms", &cycle[0], "inputs"]);
-        errors.push(origins.error(path, format!("the transforms form a cycle: {}", cycle.join(" -> "))));
+        errors.push(origins.error(
+            path,
+            format!("the transforms form a cycle: {}", cycle.join(" -> ")),
+        ));
     }
 
     let consumed: BTreeSet<&String> = config

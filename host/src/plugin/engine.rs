@@ -64,7 +64,8 @@ impl PluginEngine {
         config.cranelift_opt_level(OptLevel::Speed);
         let engine = Engine::new(&config).map_err(wt)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi).map_err(wt)?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
+            .map_err(wt)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compat = format!("{:016x}", hasher.finish());
@@ -88,7 +89,12 @@ impl PluginEngine {
     }
 
     /// Reads, checks and compiles a plugin (or loads it from the cache).
-    pub fn load(&self, name: &str, path: &Path, pin: Option<&str>) -> Result<PluginModule, LoadError> {
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        pin: Option<&str>,
+    ) -> Result<PluginModule, LoadError> {
         let display = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             plugin: name.to_owned(),
@@ -106,11 +112,13 @@ impl PluginEngine {
                 });
             }
         }
-        let (module, compiled) = self.compile(&bytes, &sha256).map_err(|e| LoadError::Compile {
-            plugin: name.to_owned(),
-            path: display.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let (module, compiled) = self
+            .compile(&bytes, &sha256)
+            .map_err(|e| LoadError::Compile {
+                plugin: name.to_owned(),
+                path: display.clone(),
+                reason: format!("{e:#}"),
+            })?;
         let abi = |reason: String| LoadError::Abi {
             plugin: name.to_owned(),
             reason,
@@ -119,7 +127,11 @@ impl PluginEngine {
             Some(ExternType::Func(f)) => {
                 let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
                 let results: Vec<String> = f.results().map(|p| p.to_string()).collect();
-                Some(format!("({}) -> ({})", params.join(", "), results.join(", ")))
+                Some(format!(
+                    "({}) -> ({})",
+                    params.join(", "),
+                    results.join(", ")
+                ))
             }
             Some(_) => Some("not a function".to_owned()),
             None => None,
@@ -138,19 +150,24 @@ impl PluginEngine {
         for (export, want) in REQUIRED.iter().chain(OPTIONAL) {
             if let Some(have) = signature(export) {
                 if normalise(&have) != normalise(want) {
-                    return Err(abi(format!("export `{export}` has type {have}, ABI v1 requires {want}")));
+                    return Err(abi(format!(
+                        "export `{export}` has type {have}, ABI v1 requires {want}"
+                    )));
                 }
             }
         }
         if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
-            return Err(abi(format!("{display} does not export its linear memory as `memory`")));
+            return Err(abi(format!(
+                "{display} does not export its linear memory as `memory`"
+            )));
         }
         Ok(PluginModule {
             name: name.to_owned(),
             path: path.to_owned(),
             sha256,
             has_tick: signature("sluice_tick").is_some(),
-            has_snapshot: signature("sluice_snapshot").is_some() && signature("sluice_restore").is_some(),
+            has_snapshot: signature("sluice_snapshot").is_some()
+                && signature("sluice_restore").is_some(),
             module,
             compiled,
         })
@@ -167,7 +184,9 @@ impl PluginEngine {
             // same compatibility hash (it is in the name) into our own data directory.
             match unsafe { Module::deserialize_file(engine, &cached) } {
                 Ok(module) => return Ok((module, false)),
-                Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry")
+                }
             }
         }
         let module = Module::new(engine, bytes).map_err(wt)?;

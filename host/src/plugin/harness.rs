@@ -18,7 +18,10 @@ impl WasmHarness {
             plugin: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let module = engine.load(&name, path, None)?;
         Self::from_module(&engine, &module, Limits::default(), config)
     }

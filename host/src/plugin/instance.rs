@@ -62,7 +62,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max {
             self.hit = true;
             return Ok(false);
@@ -70,7 +75,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -153,7 +163,9 @@ impl PluginInstance {
             .instantiate(&mut store, &module.module)
             .map_err(|e| fail(root_cause(&e)))?;
         if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-            initialize.call(&mut store, ()).map_err(|e| fail(root_cause(&e)))?;
+            initialize
+                .call(&mut store, ())
+                .map_err(|e| fail(root_cause(&e)))?;
         }
         let func_err = |e: wasmtime::Error| fail(e.to_string());
         let version = instance
@@ -164,16 +176,24 @@ impl PluginInstance {
         if version != ABI_VERSION {
             return Err(LoadError::Abi {
                 plugin: name,
-                reason: format!("declares ABI version {version}, but this host speaks version {ABI_VERSION}"),
+                reason: format!(
+                    "declares ABI version {version}, but this host speaks version {ABI_VERSION}"
+                ),
             });
         }
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| fail("no exported memory".into()))?;
         let mut this = Self {
-            alloc: instance.get_typed_func(&mut store, "sluice_alloc").map_err(func_err)?,
-            free: instance.get_typed_func(&mut store, "sluice_free").map_err(func_err)?,
-            process: instance.get_typed_func(&mut store, "sluice_process").map_err(func_err)?,
+            alloc: instance
+                .get_typed_func(&mut store, "sluice_alloc")
+                .map_err(func_err)?,
+            free: instance
+                .get_typed_func(&mut store, "sluice_free")
+                .map_err(func_err)?,
+            process: instance
+                .get_typed_func(&mut store, "sluice_process")
+                .map_err(func_err)?,
             tick: instance.get_typed_func(&mut store, "sluice_tick").ok(),
             snapshot: instance.get_typed_func(&mut store, "sluice_snapshot").ok(),
             restore: instance.get_typed_func(&mut store, "sluice_restore").ok(),
@@ -194,7 +214,10 @@ impl PluginInstance {
                 reason: e.to_string(),
             })?;
         if let Some(reason) = response.error {
-            return Err(LoadError::Init { plugin: name, reason });
+            return Err(LoadError::Init {
+                plugin: name,
+                reason,
+            });
         }
         Ok(this)
     }
@@ -218,7 +241,9 @@ impl PluginInstance {
             return Ok(Response::default());
         };
         self.arm(1);
-        let packed = tick.call(&mut self.store, now_ns).map_err(|e| self.classify(e))?;
+        let packed = tick
+            .call(&mut self.store, now_ns)
+            .map_err(|e| self.classify(e))?;
         self.take_response(packed)
     }
 
@@ -228,7 +253,9 @@ impl PluginInstance {
             return Ok(None);
         };
         self.arm(10);
-        let packed = snapshot.call(&mut self.store, ()).map_err(|e| self.classify(e))?;
+        let packed = snapshot
+            .call(&mut self.store, ())
+            .map_err(|e| self.classify(e))?;
         if packed == 0 {
             return Ok(None);
         }
@@ -257,7 +284,10 @@ impl PluginInstance {
         self.arm(factor);
         let len = i32::try_from(input.len())
             .map_err(|_| CallError::OutOfMemory(self.limits.memory_bytes()))?;
-        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| self.classify(e))?;
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| self.classify(e))?;
         if ptr == 0 && len > 0 {
             return Err(if self.store.data().limiter.hit {
                 CallError::OutOfMemory(self.limits.memory_bytes())
@@ -267,11 +297,19 @@ impl PluginInstance {
         }
         self.memory
             .write(&mut self.store, ptr as u32 as usize, input)
-            .map_err(|_| CallError::Malformed(format!("sluice_alloc returned {ptr:#x}, outside linear memory")))?;
-        let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| self.classify(e))?;
+            .map_err(|_| {
+                CallError::Malformed(format!(
+                    "sluice_alloc returned {ptr:#x}, outside linear memory"
+                ))
+            })?;
+        let packed = func
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| self.classify(e))?;
         // Output first: a plugin may hand back (part of) its input buffer as its output.
         let response = self.take_response(packed);
-        self.free.call(&mut self.store, (ptr, len)).map_err(|e| self.classify(e))?;
+        self.free
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| self.classify(e))?;
         response
     }
 
@@ -280,7 +318,9 @@ impl PluginInstance {
             return Ok(Response::default());
         }
         let bytes = self.take_buffer(packed)?;
-        rmp_serde::from_slice(&bytes).map_err(|e| CallError::Malformed(format!("response is not an ABI v1 MessagePack map: {e}")))
+        rmp_serde::from_slice(&bytes).map_err(|e| {
+            CallError::Malformed(format!("response is not an ABI v1 MessagePack map: {e}"))
+        })
     }
 
     /// Copies a guest buffer out and hands it back to the guest's allocator.

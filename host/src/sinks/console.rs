@@ -28,7 +28,8 @@ impl ConsoleSinkConfig {
             Target::Stdout => Box::new(tokio::io::stdout()),
             Target::Stderr => Box::new(tokio::io::stderr()),
         };
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         let mut buf = Vec::new();
         while let Some(batch) = cx.input.recv().await {
             cx.telemetry.received(batch.len());
@@ -46,7 +47,8 @@ impl ConsoleSinkConfig {
                 Err(e) => {
                     // A closed stdout (a pipe whose reader left) will not come back.
                     cx.telemetry.error("write");
-                    cx.telemetry.warn_limited("write", &format!("cannot write to {:?}: {e}", self.target));
+                    cx.telemetry
+                        .warn_limited("write", &format!("cannot write to {:?}: {e}", self.target));
                     batch.fail();
                 }
             }

@@ -25,7 +25,8 @@ impl FileSinkConfig {
     pub(crate) async fn run(self, mut cx: SinkContext) -> anyhow::Result<()> {
         let mut file: Option<tokio::fs::File> = None;
         let mut buf = Vec::new();
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         while let Some(batch) = cx.input.recv().await {
             cx.telemetry.received(batch.len());
             buf.clear();
@@ -37,14 +38,17 @@ impl FileSinkConfig {
                 match self.write(&mut file, &buf).await {
                     Ok(()) => {
                         cx.telemetry.sent("default", batch.len());
-                        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+                        cx.telemetry
+                            .set_status(crate::telemetry::Status::Running, None);
                         break;
                     }
                     Err(e) => {
                         file = None;
                         cx.telemetry.error("write");
-                        let message = format!("cannot write to {}: {e}; retrying", self.path.display());
-                        cx.telemetry.set_status(crate::telemetry::Status::Degraded, Some(message.clone()));
+                        let message =
+                            format!("cannot write to {}: {e}; retrying", self.path.display());
+                        cx.telemetry
+                            .set_status(crate::telemetry::Status::Degraded, Some(message.clone()));
                         cx.telemetry.warn_limited("write", &message);
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}

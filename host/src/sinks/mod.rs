@@ -9,9 +9,9 @@ pub mod file;
 
 pub use encoding::Encoding;
 
+use crate::config::{with_path, PathResult, Typed};
 use crate::event::Batch;
 use crate::telemetry::ComponentTelemetry;
-use crate::config::{with_path, PathResult, Typed};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;

@@ -65,13 +65,20 @@ impl HttpSourceConfig {
     pub(crate) async fn run(self, cx: SourceContext) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(self.address)
             .await
-            .map_err(|e| anyhow::anyhow!("source `{}`: cannot listen on {}: {e}", cx.name, self.address))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "source `{}`: cannot listen on {}: {e}",
+                    cx.name,
+                    self.address
+                )
+            })?;
         tracing::info!(source = %cx.name, address = %listener.local_addr()?, "http source listening");
         let shutdown = cx.shutdown.clone();
         let limit = self.max_body_bytes;
         let path = self.path.clone();
         let origin = cx.name.as_str().into();
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         let shared = Arc::new(Shared {
             config: self,
             cx,
@@ -118,14 +125,28 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             let _ = tx.send(status);
         })
     });
-    shared.cx.out.send(Batch::new(shared.origin.clone(), records, ack)).await;
+    shared
+        .cx
+        .out
+        .send(Batch::new(shared.origin.clone(), records, ack))
+        .await;
     if !config.acknowledgements {
         return (StatusCode::ACCEPTED, format!("{n} records accepted\n")).into_response();
     }
     match tokio::time::timeout(Duration::from_millis(config.ack_timeout_ms), rx).await {
-        Ok(Ok(AckStatus::Delivered)) => (StatusCode::OK, format!("{n} records delivered\n")).into_response(),
-        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "records could not be delivered; retry\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "sinks did not acknowledge in time; retry\n").into_response(),
+        Ok(Ok(AckStatus::Delivered)) => {
+            (StatusCode::OK, format!("{n} records delivered\n")).into_response()
+        }
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "records could not be delivered; retry\n",
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sinks did not acknowledge in time; retry\n",
+        )
+            .into_response(),
     }
 }
 
@@ -143,14 +164,20 @@ fn parse_body(body: &[u8]) -> Vec<Record> {
                     .map(|item| match item {
                         serde_json::Value::Object(mut map) => {
                             if let Err(e) = crate::decode::normalize_timestamp(&mut map) {
-                                map.insert(DECODE_ERROR_FIELD.into(), format!("bad timestamp: {e}").into());
+                                map.insert(
+                                    DECODE_ERROR_FIELD.into(),
+                                    format!("bad timestamp: {e}").into(),
+                                );
                             }
                             stamp(map)
                         }
                         other => {
                             let mut map = Record::new();
                             map.insert("message".into(), other.to_string().into());
-                            map.insert(DECODE_ERROR_FIELD.into(), "JSON value is not an object".into());
+                            map.insert(
+                                DECODE_ERROR_FIELD.into(),
+                                "JSON value is not an object".into(),
+                            );
                             stamp(map)
                         }
                     })

@@ -93,7 +93,10 @@ impl LineBatcher {
             record.insert(DECODE_ERROR_FIELD.into(), Value::String(note));
         }
         if !record.contains_key("timestamp") {
-            record.insert("timestamp".into(), Value::String(format_timestamp(chrono::Utc::now())));
+            record.insert(
+                "timestamp".into(),
+                Value::String(format_timestamp(chrono::Utc::now())),
+            );
         }
         for (k, v) in &self.extra {
             record.entry(k.clone()).or_insert_with(|| v.clone());
@@ -121,7 +124,11 @@ mod tests {
         let lines = split(100, &[b"ab", b"c\r\nde", b"f\n", b"tail"]);
         assert_eq!(
             lines,
-            vec![(b"abc".to_vec(), 0), (b"def".to_vec(), 0), (b"tail".to_vec(), 0)]
+            vec![
+                (b"abc".to_vec(), 0),
+                (b"def".to_vec(), 0),
+                (b"tail".to_vec(), 0)
+            ]
         );
     }
 
@@ -145,7 +152,10 @@ mod tests {
             bytes: b"abc".to_vec(),
             truncated: 5,
         });
-        assert!(r[DECODE_ERROR_FIELD].as_str().unwrap().contains("dropped 5 more"));
+        assert!(r[DECODE_ERROR_FIELD]
+            .as_str()
+            .unwrap()
+            .contains("dropped 5 more"));
         assert_eq!(r["file"], "/x.log");
         assert!(r.contains_key("timestamp"));
     }

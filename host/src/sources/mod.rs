@@ -10,9 +10,9 @@ pub mod stdin;
 
 pub use lines::{LineBatcher, LineSplitter};
 
+use crate::config::{with_path, PathResult, Typed};
 use crate::telemetry::ComponentTelemetry;
 use crate::topology::Fanout;
-use crate::config::{with_path, PathResult, Typed};
 use serde_json::Value;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;

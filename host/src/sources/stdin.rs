@@ -38,7 +38,8 @@ impl StdinSourceConfig {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 64 * 1024];
         let mut lines = Vec::new();
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         loop {
             let n = tokio::select! {
                 n = stdin.read(&mut buf) => n?,

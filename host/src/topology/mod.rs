@@ -31,8 +31,12 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let engine = PluginEngine::new(Some(config.data_dir.join("plugin-cache")))?;
 
     // Load every plugin before starting anything, and report all refusals at once.
@@ -67,12 +71,20 @@ pub async fn run(
         .transforms
         .iter()
         .map(|(n, t)| (n.clone(), t.inputs.clone()))
-        .chain(config.sinks.iter().map(|(n, s)| (n.clone(), s.inputs().to_vec())));
+        .chain(
+            config
+                .sinks
+                .iter()
+                .map(|(n, s)| (n.clone(), s.inputs().to_vec())),
+        );
     for (name, inputs) in consumers {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let consumer: Arc<str> = name.as_str().into();
         for input in inputs {
-            fanouts.entry(input).or_default().add(consumer.clone(), tx.clone());
+            fanouts
+                .entry(input)
+                .or_default()
+                .add(consumer.clone(), tx.clone());
         }
         receivers.insert(name, rx);
     }
@@ -160,13 +172,18 @@ pub async fn run(
         for (name, handle) in sinks {
             match handle.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(sink = %name, error = %format!("{e:#}"), "sink failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(sink = %name, error = %format!("{e:#}"), "sink failed")
+                }
                 Err(e) => tracing::error!(sink = %name, error = %e, "sink panicked"),
             }
         }
     };
     tokio::pin!(drain);
-    if tokio::time::timeout(DRAIN_DEADLINE, &mut drain).await.is_err() {
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("sinks did not drain within {DRAIN_DEADLINE:?}; giving up on what is left (it will be read again)");
         abort.cancel();
         drain.await;

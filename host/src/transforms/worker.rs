@@ -50,15 +50,19 @@ impl TransformWorker {
         self.telemetry.set_status(Status::Running, None);
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let received = runtime.block_on(async { tokio::time::timeout(wait, self.input.recv()).await });
+            let received =
+                runtime.block_on(async { tokio::time::timeout(wait, self.input.recv()).await });
             let now = Instant::now();
             match received {
                 Ok(None) => break,
                 Ok(Some(batch)) => {
                     self.telemetry.received(batch.len());
-                    let encoded = rmp_serde::to_vec_named(&batch.records).expect("JSON maps always encode");
+                    let encoded =
+                        rmp_serde::to_vec_named(&batch.records).expect("JSON maps always encode");
                     let started = Instant::now();
-                    let result = self.ensure(&mut instance).and_then(|live| live.process(&encoded));
+                    let result = self
+                        .ensure(&mut instance)
+                        .and_then(|live| live.process(&encoded));
                     self.telemetry.plugin_call("process", started.elapsed());
                     self.handle(result, Some(batch), &origin, &mut instance, &mut log_window);
                 }
@@ -69,7 +73,9 @@ impl TransformWorker {
                 if self.module.has_tick {
                     let started = Instant::now();
                     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-                    let result = self.ensure(&mut instance).and_then(|live| live.tick(now_ns));
+                    let result = self
+                        .ensure(&mut instance)
+                        .and_then(|live| live.tick(now_ns));
                     self.telemetry.plugin_call("tick", started.elapsed());
                     self.handle(result, None, &origin, &mut instance, &mut log_window);
                 }
@@ -79,10 +85,19 @@ impl TransformWorker {
     }
 
     /// The live instance, rebuilding it if a failure poisoned the last one.
-    fn ensure<'a>(&self, instance: &'a mut Option<PluginInstance>) -> Result<&'a mut PluginInstance, CallError> {
+    fn ensure<'a>(
+        &self,
+        instance: &'a mut Option<PluginInstance>,
+    ) -> Result<&'a mut PluginInstance, CallError> {
         if instance.is_none() {
-            let fresh = PluginInstance::new(&self.engine, &self.module, self.limits, &self.grants, &self.config)
-                .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            let fresh = PluginInstance::new(
+                &self.engine,
+                &self.module,
+                self.limits,
+                &self.grants,
+                &self.config,
+            )
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
             tracing::info!(plugin = %self.name, "plugin instance rebuilt");
             *instance = Some(fresh);
         }
@@ -108,7 +123,9 @@ impl TransformWorker {
             Err(e) => Err((e, Response::default())),
         };
         // Side outputs answer for the same source data as the batch that caused them.
-        let template = batch.clone().unwrap_or_else(|| Batch::new(origin.clone(), Vec::new(), None));
+        let template = batch
+            .clone()
+            .unwrap_or_else(|| Batch::new(origin.clone(), Vec::new(), None));
         match response {
             Ok(response) => {
                 self.telemetry.set_status(Status::Running, None);
@@ -144,11 +161,15 @@ impl TransformWorker {
             OnError::DeadLetter => "sent to dead_letter",
         };
         let message = if batch.is_some() {
-            format!("plugin `{}` failed on a batch of {n} records: {error}; the batch was {policy}", self.name)
+            format!(
+                "plugin `{}` failed on a batch of {n} records: {error}; the batch was {policy}",
+                self.name
+            )
         } else {
             format!("plugin `{}` failed in tick: {error}", self.name)
         };
-        self.telemetry.set_status(Status::Degraded, Some(message.clone()));
+        self.telemetry
+            .set_status(Status::Degraded, Some(message.clone()));
         self.telemetry.warn_limited(error.kind(), &message);
         let Some(batch) = batch else { return };
         match self.on_error {
@@ -169,7 +190,9 @@ impl TransformWorker {
                     })
                     .collect();
                 self.telemetry.sent("dead_letter", n);
-                self.outputs.dead_letter.blocking_send(batch.with_records(origin.clone(), records));
+                self.outputs
+                    .dead_letter
+                    .blocking_send(batch.with_records(origin.clone(), records));
             }
         }
     }
@@ -184,7 +207,9 @@ impl TransformWorker {
         if !metrics.is_empty() {
             let records: Vec<Record> = metrics.iter().map(|m| to_record(m, &self.name)).collect();
             self.telemetry.sent("metrics", records.len());
-            self.outputs.metrics.blocking_send(template.with_records(origin.clone(), records));
+            self.outputs
+                .metrics
+                .blocking_send(template.with_records(origin.clone(), records));
         }
         if !alerts.is_empty() {
             let records: Vec<Record> = alerts
@@ -197,7 +222,9 @@ impl TransformWorker {
                 })
                 .collect();
             self.telemetry.sent("alerts", records.len());
-            self.outputs.alerts.blocking_send(template.with_records(origin.clone(), records));
+            self.outputs
+                .alerts
+                .blocking_send(template.with_records(origin.clone(), records));
         }
     }
 

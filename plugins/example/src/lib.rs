@@ -51,7 +51,9 @@ mod tests {
 
     #[test]
     fn unknown_config_key_is_refused_with_its_name() {
-        let err = testing::Harness::<Tag>::new(json!({"ad": {}})).err().unwrap();
+        let err = testing::Harness::<Tag>::new(json!({"ad": {}}))
+            .err()
+            .unwrap();
         assert!(err.contains("unknown field `ad`"), "{err}");
     }
 

@@ -25,43 +25,57 @@ fn expand(
     item: proc_macro2::TokenStream,
 ) -> syn::Result<proc_macro2::TokenStream> {
     if !attr.is_empty() {
-        return Err(syn::Error::new(attr.span(), "#[transform] takes no arguments"));
+        return Err(syn::Error::new(
+            attr.span(),
+            "#[transform] takes no arguments",
+        ));
     }
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if let Some(asyncness) = sig.asyncness {
-        return Err(syn::Error::new(asyncness.span(), "a transform cannot be async"));
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "a transform cannot be async",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(sig.generics.span(), "a transform cannot be generic"));
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a transform cannot be generic",
+        ));
     }
-    let config_ty: Option<Type> = match sig.inputs.len() {
-        1 => None,
-        2 => match &sig.inputs[1] {
-            FnArg::Typed(pat) => match &*pat.ty {
-                Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
-                other => {
-                    return Err(syn::Error::new(
+    let config_ty: Option<Type> =
+        match sig.inputs.len() {
+            1 => None,
+            2 => match &sig.inputs[1] {
+                FnArg::Typed(pat) => match &*pat.ty {
+                    Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
+                    other => return Err(syn::Error::new(
                         other.span(),
                         "the config argument must be a shared reference, e.g. `config: &MyConfig`",
-                    ))
+                    )),
+                },
+                FnArg::Receiver(r) => {
+                    return Err(syn::Error::new(r.span(), "a transform is a free function"))
                 }
             },
-            FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "a transform is a free function")),
-        },
-        _ => {
-            return Err(syn::Error::new(
-                sig.inputs.span(),
-                "a transform takes `record: Record` and optionally `config: &MyConfig`",
-            ))
-        }
-    };
+            _ => {
+                return Err(syn::Error::new(
+                    sig.inputs.span(),
+                    "a transform takes `record: Record` and optionally `config: &MyConfig`",
+                ))
+            }
+        };
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
         return Err(syn::Error::new(r.span(), "a transform is a free function"));
     }
 
     let func_name = &sig.ident;
-    let struct_name = format_ident!("{}", camel_case(&func_name.to_string()), span = func_name.span());
+    let struct_name = format_ident!(
+        "{}",
+        camel_case(&func_name.to_string()),
+        span = func_name.span()
+    );
     let vis = &func.vis;
     let (config, call) = match &config_ty {
         Some(ty) => (quote!(#ty), quote!(#func_name(record, &self.config))),
@@ -103,7 +117,10 @@ fn camel_case(snake: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
         })
         .collect()
 }

@@ -18,35 +18,36 @@ pub type DemoSourceConfig = DemoConfig;
 const TICK: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(config: DemoConfig, cx: SourceContext) -> anyhow::Result<()> {
-        let mut generator = Generator::new(&config);
-        let origin: Arc<str> = cx.name.as_str().into();
-        let per_tick = if config.rate > 0.0 {
-            (config.rate * TICK.as_secs_f64()).max(1.0) as u64
-        } else {
-            1024
-        };
-        let mut remaining = config.count.unwrap_or(u64::MAX);
-        let mut interval = tokio::time::interval(TICK);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
-        while remaining > 0 {
-            if config.rate > 0.0 {
-                tokio::select! {
-                    _ = interval.tick() => {}
-                    _ = cx.shutdown.cancelled() => break,
-                }
-            } else if cx.shutdown.is_cancelled() {
-                break;
+    let mut generator = Generator::new(&config);
+    let origin: Arc<str> = cx.name.as_str().into();
+    let per_tick = if config.rate > 0.0 {
+        (config.rate * TICK.as_secs_f64()).max(1.0) as u64
+    } else {
+        1024
+    };
+    let mut remaining = config.count.unwrap_or(u64::MAX);
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    cx.telemetry
+        .set_status(crate::telemetry::Status::Running, None);
+    while remaining > 0 {
+        if config.rate > 0.0 {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = cx.shutdown.cancelled() => break,
             }
-            let n = per_tick.min(remaining);
-            remaining -= n;
-            let now = chrono::Utc::now();
-            let records: Vec<_> = (0..n)
-                .map(|_| Decoding::Nautilus.decode(generator.next_line(now).line.as_bytes()))
-                .collect();
-            cx.telemetry.received(records.len());
-            cx.telemetry.sent("default", records.len());
-            cx.out.send(Batch::new(origin.clone(), records, None)).await;
+        } else if cx.shutdown.is_cancelled() {
+            break;
         }
-        Ok(())
+        let n = per_tick.min(remaining);
+        remaining -= n;
+        let now = chrono::Utc::now();
+        let records: Vec<_> = (0..n)
+            .map(|_| Decoding::Nautilus.decode(generator.next_line(now).line.as_bytes()))
+            .collect();
+        cx.telemetry.received(records.len());
+        cx.telemetry.sent("default", records.len());
+        cx.out.send(Batch::new(origin.clone(), records, None)).await;
+    }
+    Ok(())
 }

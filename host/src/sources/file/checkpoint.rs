@@ -97,7 +97,9 @@ impl Checkpoints {
     pub fn resume(&self, id: FileId, read_head: impl Fn(usize) -> Option<Vec<u8>>) -> Option<u64> {
         let mut state = self.state.lock().unwrap();
         let pos = state.saved.iter().position(|e| {
-            e.dev == id.dev && e.ino == id.ino && read_head(e.head_len).is_some_and(|h| head_hash(&h) == e.head)
+            e.dev == id.dev
+                && e.ino == id.ino
+                && read_head(e.head_len).is_some_and(|h| head_hash(&h) == e.head)
         })?;
         Some(state.saved.remove(pos).offset)
     }
@@ -158,7 +160,9 @@ impl Checkpoints {
 
     pub fn ack(&self, id: FileId, seq: u64, delivered: bool) {
         let mut state = self.state.lock().unwrap();
-        let Some(acks) = state.files.get_mut(&id) else { return };
+        let Some(acks) = state.files.get_mut(&id) else {
+            return;
+        };
         if let Some(slot) = acks.pending.iter_mut().find(|p| p.0 == seq) {
             slot.2 = Some(delivered);
         }
@@ -252,7 +256,10 @@ mod tests {
         }
         let c = Checkpoints::load(dir.path(), "s").unwrap();
         assert_eq!(c.resume(id, |n| Some(b"other file\n"[..n].to_vec())), None);
-        assert_eq!(c.resume(id, |n| Some(b"first line\nmore"[..n].to_vec())), Some(42));
+        assert_eq!(
+            c.resume(id, |n| Some(b"first line\nmore"[..n].to_vec())),
+            Some(42)
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl FileSourceConfig {
     pub(crate) fn check(&self) -> Vec<(&'static [&'static str], String)> {
         let mut problems = Vec::new();
         if self.include.is_empty() {
-            problems.push((&["include"][..], "`include` must list at least one glob".to_owned()));
+            problems.push((
+                &["include"][..],
+                "`include` must list at least one glob".to_owned(),
+            ));
         }
         for pattern in self.include.iter().chain(&self.exclude) {
             if let Err(e) = glob::Pattern::new(pattern) {
@@ -64,7 +67,10 @@ impl FileSourceConfig {
             }
         }
         if self.batch_size == 0 {
-            problems.push((&["batch_size"][..], "`batch_size` must be at least 1".to_owned()));
+            problems.push((
+                &["batch_size"][..],
+                "`batch_size` must be at least 1".to_owned(),
+            ));
         }
         problems
     }

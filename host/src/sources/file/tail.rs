@@ -42,7 +42,8 @@ pub(super) fn run(config: FileSourceConfig, cx: SourceContext) -> anyhow::Result
     let mut files: BTreeMap<FileId, Tracked> = BTreeMap::new();
     let mut first_scan = true;
     let mut last_persist = Instant::now();
-    cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+    cx.telemetry
+        .set_status(crate::telemetry::Status::Running, None);
 
     while !cx.shutdown.is_cancelled() {
         for (path, id) in scan(&config.include, &excludes) {
@@ -55,14 +56,22 @@ pub(super) fn run(config: FileSourceConfig, cx: SourceContext) -> anyhow::Result
                 }
                 continue;
             }
-            match open(&path, id, &checkpoints, config.read_from, first_scan, config.max_line_bytes) {
+            match open(
+                &path,
+                id,
+                &checkpoints,
+                config.read_from,
+                first_scan,
+                config.max_line_bytes,
+            ) {
                 Ok(tracked) => {
                     tracing::info!(source = %cx.name, path = %path.display(), offset = tracked.read_pos, "watching file");
                     files.insert(id, tracked);
                 }
                 Err(e) => {
                     cx.telemetry.error("open");
-                    cx.telemetry.warn_limited("open", &format!("cannot open {}: {e}", path.display()));
+                    cx.telemetry
+                        .warn_limited("open", &format!("cannot open {}: {e}", path.display()));
                 }
             }
         }
@@ -83,7 +92,10 @@ pub(super) fn run(config: FileSourceConfig, cx: SourceContext) -> anyhow::Result
                 }
                 Err(e) => {
                     cx.telemetry.error("read");
-                    cx.telemetry.warn_limited("read", &format!("cannot read {}: {e}", tracked.path.display()));
+                    cx.telemetry.warn_limited(
+                        "read",
+                        &format!("cannot read {}: {e}", tracked.path.display()),
+                    );
                 }
             }
             tracked.unseen += 1;
@@ -118,7 +130,8 @@ pub(super) fn run(config: FileSourceConfig, cx: SourceContext) -> anyhow::Result
 fn persist(checkpoints: &Checkpoints, cx: &SourceContext) {
     if let Err(e) = checkpoints.persist() {
         cx.telemetry.error("checkpoint");
-        cx.telemetry.warn_limited("checkpoint", &format!("cannot write checkpoint: {e}"));
+        cx.telemetry
+            .warn_limited("checkpoint", &format!("cannot write checkpoint: {e}"));
     }
 }
 
@@ -132,14 +145,22 @@ fn sleep_unless_cancelled(cx: &SourceContext, total: Duration) {
 fn scan(include: &[String], excludes: &[glob::Pattern]) -> Vec<(PathBuf, FileId)> {
     let mut found = Vec::new();
     for pattern in include {
-        let Ok(paths) = glob::glob(pattern) else { continue };
+        let Ok(paths) = glob::glob(pattern) else {
+            continue;
+        };
         for path in paths.flatten() {
             if excludes.iter().any(|e| e.matches_path(&path)) {
                 continue;
             }
             if let Ok(meta) = std::fs::metadata(&path) {
                 if meta.is_file() {
-                    found.push((path, FileId { dev: meta.dev(), ino: meta.ino() }));
+                    found.push((
+                        path,
+                        FileId {
+                            dev: meta.dev(),
+                            ino: meta.ino(),
+                        },
+                    ));
                 }
             }
         }
@@ -258,5 +279,6 @@ fn emit(
     let ack = AckToken::new(move |status| c.ack(id, seq, status == AckStatus::Delivered));
     cx.telemetry.received(records.len());
     cx.telemetry.sent("default", records.len());
-    cx.out.blocking_send(Batch::new(origin.clone(), records, Some(ack)));
+    cx.out
+        .blocking_send(Batch::new(origin.clone(), records, Some(ack)));
 }
