@@ -6,4 +6,8 @@ mod cli;
 mod hostile;
 mod http_source;
 mod pipeline;
+mod plugin_alerts;
+mod plugin_enrich;
+mod plugin_metrics;
+mod plugin_redact;
 mod support;

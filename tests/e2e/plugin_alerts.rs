@@ -1,0 +1,1 @@
+//! Wasm tests of the `alerts` reference plugin (filled in by its author).

@@ -1,0 +1,1 @@
+//! Wasm tests of the `enrich` reference plugin (filled in by its author).

@@ -1,0 +1,1 @@
+//! Wasm tests of the `metrics` reference plugin (filled in by its author).

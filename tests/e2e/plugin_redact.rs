@@ -1,0 +1,1 @@
+//! Wasm tests of the `redact` reference plugin (filled in by its author).
