@@ -153,3 +153,35 @@ fn rotation_by_rename_and_by_truncation_loses_nothing() {
     got.sort();
     assert_eq!(got, (0..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_stdin_pipeline_drains_and_exits_when_stdin_closes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = pipeline(
+        dir.path(),
+        &format!(
+            "data_dir: {d}/data\nadmin: {{address: null}}\nsources:\n  in: {{type: stdin, decode: json}}\nsinks:\n  out: {{type: file, inputs: [in], path: \"{d}/out.jsonl\"}}\n"
+        ),
+    );
+    let mut child = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for n in 0..5000 {
+        writeln!(stdin, "{{\"n\": {n}}}").unwrap();
+    }
+    stdin.write_all(b"{\"last\": true}").unwrap(); // no trailing newline
+    drop(stdin);
+    let status = wait_for(Duration::from_secs(30), || child.try_wait().unwrap()).expect("exits after EOF");
+    assert!(status.success());
+    let out = read_jsonl(&dir.path().join("out.jsonl"));
+    assert_eq!(out.len(), 5001);
+    assert!(out.iter().take(5000).enumerate().all(|(i, r)| r["n"] == i));
+    assert_eq!(out[5000]["last"], true);
+}

@@ -179,14 +179,15 @@ impl PluginEngine {
             return Ok((Module::new(engine, bytes).map_err(wt)?, true));
         };
         let cached = dir.join(format!("{sha256}-{}.cwasm", self.inner.compat));
-        if cached.exists() {
+        // Read, not mapped: a cache file changed under a mapping would crash the process
+        // (SIGBUS), and a few MiB copied once per load cost nothing.
+        if let Ok(serialized) = std::fs::read(&cached) {
             // SAFETY: the file was written by `Module::serialize` of an engine with the
-            // same compatibility hash (it is in the name) into our own data directory.
-            match unsafe { Module::deserialize_file(engine, &cached) } {
+            // same compatibility hash (it is in the name) into our own data directory;
+            // wasmtime checks the header and refuses what it did not write.
+            match unsafe { Module::deserialize(engine, &serialized) } {
                 Ok(module) => return Ok((module, false)),
-                Err(e) => {
-                    tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry")
-                }
+                Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry"),
             }
         }
         let module = Module::new(engine, bytes).map_err(wt)?;
@@ -226,4 +227,53 @@ fn spawn_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawn epoch ticker");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"(module
+      (memory (export "memory") 1)
+      (func (export "sluice_abi_version") (result i32) (i32.const 1))
+      (func (export "sluice_alloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "sluice_free") (param i32 i32))
+      (func (export "sluice_init") (param i32 i32) (result i64) (i64.const 0))
+      (func (export "sluice_process") (param i32 i32) (result i64) (i64.const 0)))"#;
+
+    #[test]
+    fn a_second_load_comes_from_the_cache_not_the_compiler() {
+        let dir = tempfile::tempdir().unwrap();
+        let wat = dir.path().join("p.wat");
+        std::fs::write(&wat, MINIMAL).unwrap();
+        let cache = dir.path().join("cache");
+
+        let first = PluginEngine::new(Some(cache.clone())).unwrap().load("p", &wat, None).unwrap();
+        assert!(first.compiled);
+        let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].file_name().to_string_lossy().starts_with(&first.sha256));
+
+        // A new engine, as after a restart.
+        let second = PluginEngine::new(Some(cache.clone())).unwrap().load("p", &wat, None).unwrap();
+        assert!(!second.compiled);
+        assert_eq!(second.sha256, first.sha256);
+
+        // A corrupted cache entry is ignored and rewritten, never fatal.
+        std::fs::write(entries[0].path(), b"garbage").unwrap();
+        let third = PluginEngine::new(Some(cache)).unwrap().load("p", &wat, None).unwrap();
+        assert!(third.compiled);
+    }
+
+    #[test]
+    fn a_wrong_pin_is_refused_with_both_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let wat = dir.path().join("p.wat");
+        std::fs::write(&wat, MINIMAL).unwrap();
+        let pin = "0".repeat(64);
+        let err = PluginEngine::new(None).unwrap().load("p", &wat, Some(&pin)).err().unwrap();
+        let message = err.to_string();
+        assert!(message.starts_with("plugin `p`: sha256 of"), "{message}");
+        assert!(message.contains(&pin), "{message}");
+    }
 }

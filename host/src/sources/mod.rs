@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod file;
+pub mod host_metrics;
 pub mod http;
 mod lines;
 pub mod stdin;
@@ -24,6 +25,7 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     Http(http::HttpSourceConfig),
     Demo(demo::DemoSourceConfig),
+    HostMetrics(host_metrics::HostMetricsSourceConfig),
 }
 
 /// What a running source is given.
@@ -36,7 +38,7 @@ pub struct SourceContext {
 }
 
 impl Typed for SourceConfig {
-    const TYPES: &'static [&'static str] = &["file", "stdin", "http", "demo"];
+    const TYPES: &'static [&'static str] = &["file", "stdin", "http", "demo", "host_metrics"];
 
     fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>> {
         Some(match kind {
@@ -44,6 +46,7 @@ impl Typed for SourceConfig {
             "stdin" => with_path(value).map(SourceConfig::Stdin),
             "http" => with_path(value).map(SourceConfig::Http),
             "demo" => with_path(value).map(SourceConfig::Demo),
+            "host_metrics" => with_path(value).map(SourceConfig::HostMetrics),
             _ => return None,
         })
     }
@@ -56,6 +59,7 @@ impl SourceConfig {
             SourceConfig::Stdin(_) => "stdin",
             SourceConfig::Http(_) => "http",
             SourceConfig::Demo(_) => "demo",
+            SourceConfig::HostMetrics(_) => "host_metrics",
         }
     }
 
@@ -73,6 +77,7 @@ impl SourceConfig {
             SourceConfig::Stdin(c) => c.run(cx).await,
             SourceConfig::Http(c) => c.run(cx).await,
             SourceConfig::Demo(c) => demo::run(c, cx).await,
+            SourceConfig::HostMetrics(c) => c.run(cx).await,
         }
     }
 }
