@@ -157,6 +157,11 @@ impl ComponentTelemetry {
         self.received.inc_by(n as u64);
     }
 
+    /// The registry of Sluice's own metrics, for sinks that serve them.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.telemetry.registry
+    }
+
     pub fn sent(&self, output: &str, n: usize) {
         self.telemetry
             .sent

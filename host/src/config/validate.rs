@@ -141,6 +141,15 @@ pub fn validate(
             origins.resolve(&KeyPath::parse(&full), path)
         });
     }
+    for (name, sink) in &config.sinks {
+        for (key, message) in sink.check() {
+            let mut path = KeyPath::parse(&["sinks", name]);
+            for k in key {
+                path = path.key(&k);
+            }
+            errors.push(origins.error(path, message));
+        }
+    }
     for (name, source) in config.sources.iter_mut() {
         for problem in source.check() {
             let mut full = vec!["sources", name.as_str()];

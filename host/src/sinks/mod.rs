@@ -6,6 +6,7 @@
 pub mod console;
 mod encoding;
 pub mod file;
+pub mod prometheus;
 
 pub use encoding::Encoding;
 
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub enum SinkConfig {
     Console(console::ConsoleSinkConfig),
     File(file::FileSinkConfig),
+    Prometheus(prometheus::PrometheusSinkConfig),
 }
 
 pub struct SinkContext {
@@ -33,12 +35,13 @@ pub struct SinkContext {
 }
 
 impl Typed for SinkConfig {
-    const TYPES: &'static [&'static str] = &["console", "file"];
+    const TYPES: &'static [&'static str] = &["console", "file", "prometheus"];
 
     fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>> {
         Some(match kind {
             "console" => with_path(value).map(SinkConfig::Console),
             "file" => with_path(value).map(SinkConfig::File),
+            "prometheus" => with_path(value).map(SinkConfig::Prometheus),
             _ => return None,
         })
     }
@@ -49,6 +52,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Console(_) => "console",
             SinkConfig::File(_) => "file",
+            SinkConfig::Prometheus(_) => "prometheus",
         }
     }
 
@@ -56,6 +60,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Console(c) => &c.inputs,
             SinkConfig::File(c) => &c.inputs,
+            SinkConfig::Prometheus(c) => &c.inputs,
         }
     }
 
@@ -66,10 +71,19 @@ impl SinkConfig {
         }
     }
 
+    /// Problems only this sink can see, as (key path under the sink, message).
+    pub fn check(&self) -> Vec<(Vec<String>, String)> {
+        match self {
+            SinkConfig::Prometheus(c) => c.check(),
+            _ => Vec::new(),
+        }
+    }
+
     pub async fn run(self, cx: SinkContext) -> anyhow::Result<()> {
         match self {
             SinkConfig::Console(c) => c.run(cx).await,
             SinkConfig::File(c) => c.run(cx).await,
+            SinkConfig::Prometheus(c) => c.run(cx).await,
         }
     }
 }
