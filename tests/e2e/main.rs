@@ -10,4 +10,5 @@ mod plugin_alerts;
 mod plugin_enrich;
 mod plugin_metrics;
 mod plugin_redact;
+mod prometheus_sink;
 mod support;

@@ -106,3 +106,101 @@ pub fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Percent-encodes a query-string value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A real Prometheus server (Debian package `prometheus`) on loopback, scraping the given
+/// targets every second; killed when dropped.
+pub struct PrometheusServer {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl PrometheusServer {
+    pub fn start(dir: &Path, targets: &[String]) -> Self {
+        let binary = Path::new("/usr/bin/prometheus");
+        assert!(
+            binary.is_file(),
+            "Prometheus is not installed: `apt-get install prometheus` (.ci/run does it)"
+        );
+        let config = dir.join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sluice\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Self { child, address };
+        let ready = wait_for(Duration::from_secs(60), || {
+            std::net::TcpStream::connect(&server.address).ok()?;
+            (http("GET", &server.address, "/-/ready", &[], b"").0 == 200).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "prometheus did not become ready: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        server
+    }
+
+    /// An instant query through the HTTP API; returns `data.result`.
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let (status, body) = http(
+            "GET",
+            &self.address,
+            &format!("/api/v1/query?query={}", url_encode(promql)),
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200, "{promql}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `promql` returns at least one sample whose value satisfies `check`.
+    pub fn wait_for_value(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        check: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
+        wait_for(timeout, || {
+            self.query(promql).iter().find_map(|s| {
+                let v: f64 = s["value"][1].as_str()?.parse().ok()?;
+                check(v).then_some(v)
+            })
+        })
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
