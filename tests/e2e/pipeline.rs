@@ -66,7 +66,7 @@ fn wait_for_count(dir: &Path, n: usize) -> Vec<usize> {
 fn nautilus_fixture_flows_through_a_wasm_plugin_exactly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
-    let fixture = workspace_root().join("../shared/fixtures/nautilus/sample.log");
+    let fixture = workspace_root().join("tests/fixtures/nautilus/sample.log");
     let text = std::fs::read_to_string(&fixture).unwrap();
     std::fs::write(dir.path().join("in/bot.log"), &text).unwrap();
     let expected: Vec<&str> = text.lines().collect();
@@ -178,7 +178,8 @@ fn a_stdin_pipeline_drains_and_exits_when_stdin_closes() {
     }
     stdin.write_all(b"{\"last\": true}").unwrap(); // no trailing newline
     drop(stdin);
-    let status = wait_for(Duration::from_secs(30), || child.try_wait().unwrap()).expect("exits after EOF");
+    let status =
+        wait_for(Duration::from_secs(30), || child.try_wait().unwrap()).expect("exits after EOF");
     assert!(status.success());
     let out = read_jsonl(&dir.path().join("out.jsonl"));
     assert_eq!(out.len(), 5001);

@@ -272,7 +272,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/nautilus/"
+        "/../tests/fixtures/nautilus/"
     );
 
     fn fixture(name: &str) -> Vec<Map<String, Value>> {
