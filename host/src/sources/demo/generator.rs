@@ -1,4 +1,5 @@
-//! Synthetic NautilusTrader live-trading log stream for demos and soak tests.
+//! Synthetic NautilusTrader live-trading log stream for demos, soak tests and
+//! alert tests.
 //!
 //! Sluice has to be shown and load-tested without a live Binance account, and a
 //! parser, redactor or latency metric tuned on toy lines tells us nothing about
@@ -6,7 +7,7 @@
 //! that produces log lines for a Binance USDT-M hedge-grid bot (strategy, order
 //! lifecycle, positions, account, REST and WebSocket clients) and renders each
 //! line in NautilusTrader's PLAIN format. Event shapes are copied from a real
-//! NautilusTrader 1.221.0 log (`shared/fixtures/nautilus/sample.log`); the REST,
+//! NautilusTrader 1.221.0 log (`tests/fixtures/nautilus/sample.log`); the REST,
 //! WebSocket and rate-limit lines, which backtests never write, follow what the
 //! live Binance adapter logs.
 //!
@@ -16,7 +17,33 @@
 //! `ts_event` nanoseconds and in the spacing of line timestamps, and positions
 //! and balances add up. Everything random comes from one seeded RNG, so a seed
 //! and a sequence of `now` values always give the same lines.
+//!
+//! # Calm by default, incidents on purpose
+//!
+//! Alert rules need two tests: a planted condition fires once and resolves, and
+//! a healthy stream fires nothing at all. So with no [`Incident`] configured the
+//! stream is a healthy bot, and the properties below are enforced, not merely
+//! likely: no 418, 429 or 5xx and no connection errors; WebSocket drops at most
+//! six per hour, each back within 1.5 s; no two order rejections less than 64 s
+//! apart in three (so never three in a minute); polling kept under 55% of the
+//! request-weight budget and new orders paused at 50% of the order-count limits;
+//! venue round trips of 5-80 ms; a position event only right after a fill of
+//! its instrument; and a reported balance that moves only when a fill line has
+//! been written. Everything alarming comes from `incidents`, each clearly over
+//! its alert's threshold for its whole window and back to calm after it;
+//! [`DemoStats::incidents`] says when each really started and ended.
+//!
+//! # Time
+//!
+//! Lines are stamped by the generator's clock. With `rate` > 0 that clock is the
+//! `now` the caller passes (the wall clock, so line `n` comes about `n / rate`
+//! seconds in); with `rate` 0 it is simulated at 200 lines per second (line `n`
+//! about `n / 200` seconds in) and runs ahead of the wall clock. `at_seconds`
+//! counts on this clock from the first line's stamp. Above 200 lines/s the bot
+//! is fast-forwarded (order lifetimes and Binance's rate-limit windows shrink
+//! by `rate / 200`), but incident windows stay in stamp seconds.
 
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
@@ -25,7 +52,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// Settings of the `demo` source, as written in the pipeline config.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,8 +66,14 @@ pub struct DemoConfig {
     pub trader_id: String,
     /// Fraction of lines that carry a planted secret (API key, signature, listen key) so redaction has work.
     pub secret_ratio: f64,
-    /// Fraction of orders rejected.
+    /// Fraction of orders the venue rejects in calm traffic. Rejections are
+    /// also kept at least 64 s apart in threes, so that chance never adds up
+    /// to a burst: plant a `rejection_burst` for that.
     pub reject_ratio: f64,
+    /// Alert conditions to plant, each `{kind, at_seconds, duration_seconds}`
+    /// (see [`Incident`]). Two incidents of the same kind may not overlap.
+    #[serde(deserialize_with = "checked_incidents")]
+    pub incidents: Vec<Incident>,
 }
 
 impl Default for DemoConfig {
@@ -51,7 +84,8 @@ impl Default for DemoConfig {
             seed: 42,
             trader_id: "TRADER-001".to_string(),
             secret_ratio: 0.02,
-            reject_ratio: 0.03,
+            reject_ratio: 0.003,
+            incidents: Vec::new(),
         }
     }
 }
@@ -68,6 +102,255 @@ impl DemoConfig {
     }
 }
 
+/// What goes wrong in a planted [`Incident`], named as in the YAML. Each is
+/// over its alert's threshold from start to end and gone right after (the
+/// tail, if any, is given); [`IncidentStats`] has the exact times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// The BTCUSDT market-data stream drops: WARN `BinanceWebSocketClient:
+    /// Disconnected from wss://...: code=1006 (abnormal closure), reconnecting
+    /// in 1.0s`, then a failed reconnect attempt 1 s, 3 s, 7 s in and every
+    /// 5 s after, each an ERROR `DataClient-BINANCE: Error connecting to
+    /// exchange: <url>: <TimeoutError|ClientConnectorError>, retrying in 5.0s
+    /// (attempt n)`, and at the end INFO `Reconnected to <url>`. Calm drops
+    /// are back within 1.5 s.
+    WsOutage,
+    /// Every new opening order is rejected: a `POST /fapi/v1/order 400 ...
+    /// code=-2019` line and a WARN `OrderRejected(..., reason='Margin is
+    /// insufficient.', ...)` 5-80 ms later; at 200 lines/s that is over 60
+    /// a minute (calm: never 3). Tail: the last order's round trip (< 0.1 s).
+    RejectionBurst,
+    /// Every new order fails before reaching Binance, alternately: WARN
+    /// `RiskEngine: SubmitOrder for <id> DENIED: Exceeded MAX_ORDER_SUBMIT_RATE`
+    /// then WARN `<--[EVT] OrderDenied(instrument_id=..., client_order_id=...,
+    /// reason='Exceeded MAX_ORDER_SUBMIT_RATE')`; or ERROR `ExecEngine: Cannot
+    /// execute command: no execution client configured for BINANCE ...,
+    /// SubmitOrder(instrument_id=..., client_order_id=..., position_id=...)`.
+    /// No order is submitted meanwhile.
+    ExecutionFailure,
+    /// Every order submitted in the window is accepted 1-3 s later (by
+    /// `ts_event`, and its `POST` line shows the same latency); calm p99 is
+    /// under 70 ms. Tail: up to 3 s, for orders sent just before the end.
+    LatencySpike,
+    /// At the start of every 1-minute weight window, a burst of `GET
+    /// /fapi/v1/ticker/24hr` calls (weight 40) takes `x-mbx-used-weight-1m`
+    /// to 2100/2400 (87.5%) within ~0.1 s; polling may add up to 2200, and
+    /// `Rate limit usage: REQUEST_WEIGHT=...` lines turn WARN. Calm stays
+    /// under 48%. Tail: until the window it ended in is over (Binance's
+    /// counter drops only then), which is when `end_ns` is set.
+    RateLimitPressure,
+    /// 90% of polled REST calls answer 502/503/504 (ERROR, with Binance's
+    /// `code=-1001`/`-1007` messages) or now and then 418; an ERROR
+    /// `ExecClient-BINANCE: Error connecting to exchange: ...` every 1-3 s;
+    /// and the grid places no new orders. Calm has no 418, 429 or 5xx.
+    ExchangeErrors,
+    /// No line at all: the next stamp is at the end of the window. See
+    /// [`Generator::pause_until`] for what a paced caller should do.
+    Silence,
+    /// A quarter of all lines are ERRORs from the strategy (`Error on
+    /// handling QuoteTick(...): ZeroDivisionError(...)` and the like, nothing
+    /// about the exchange); calm has none.
+    ErrorSpike,
+    /// A single event: the Portfolio's `net_position` line and a
+    /// `PositionChanged` that grows a position by at least a maximum order
+    /// size. The grid places no order on that instrument for the 80 s
+    /// before, so no fill of it falls in the 30 s before the jump. Planted in
+    /// the first 80 s, when nothing is open yet, it is a `PositionOpened`.
+    PositionJump,
+    /// A single event: two `AccountState` lines in a row, the second with a
+    /// total 8% lower, as after a transfer out; later states carry on from it.
+    BalanceJump,
+    /// The node stops (`TradingNode: STOPPING` ... `STOPPED` ... `DISPOSED`),
+    /// logs nothing for the duration, then starts again: the `NAUTILUS
+    /// TRADER` banner, `Building system kernel`, `STARTING`, components
+    /// `RUNNING`, `TradingNode: RUNNING`, the WebSocket connections and an
+    /// account state. Orders that were in flight are logged after it. A
+    /// restart longer than a silence alert's threshold trips that too.
+    Restart,
+}
+
+impl IncidentKind {
+    pub const COUNT: usize = 11;
+    pub const ALL: [IncidentKind; IncidentKind::COUNT] = [
+        IncidentKind::WsOutage,
+        IncidentKind::RejectionBurst,
+        IncidentKind::ExecutionFailure,
+        IncidentKind::LatencySpike,
+        IncidentKind::RateLimitPressure,
+        IncidentKind::ExchangeErrors,
+        IncidentKind::Silence,
+        IncidentKind::ErrorSpike,
+        IncidentKind::PositionJump,
+        IncidentKind::BalanceJump,
+        IncidentKind::Restart,
+    ];
+
+    /// The YAML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::WsOutage => "ws_outage",
+            IncidentKind::RejectionBurst => "rejection_burst",
+            IncidentKind::ExecutionFailure => "execution_failure",
+            IncidentKind::LatencySpike => "latency_spike",
+            IncidentKind::RateLimitPressure => "rate_limit_pressure",
+            IncidentKind::ExchangeErrors => "exchange_errors",
+            IncidentKind::Silence => "silence",
+            IncidentKind::ErrorSpike => "error_spike",
+            IncidentKind::PositionJump => "position_jump",
+            IncidentKind::BalanceJump => "balance_jump",
+            IncidentKind::Restart => "restart",
+        }
+    }
+
+    /// Single events happen at `at_seconds` and take no duration; the other
+    /// kinds last `duration_seconds`.
+    pub fn is_single_event(self) -> bool {
+        matches!(self, IncidentKind::PositionJump | IncidentKind::BalanceJump)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An alert condition planted in the stream on purpose.
+///
+/// ```yaml
+/// incidents:
+///   - {kind: ws_outage, at_seconds: 120, duration_seconds: 90}
+///   - {kind: balance_jump, at_seconds: 300}
+/// ```
+///
+/// Times are seconds of the stamp clock from the first line (see the module
+/// docs): at `rate: 50` the outage above begins around line 6,000, at `rate: 0`
+/// around line 24,000.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "IncidentSpec")]
+pub struct Incident {
+    pub kind: IncidentKind,
+    /// Start, in seconds after the first line's stamp.
+    pub at_seconds: f64,
+    /// Length in seconds: required and > 0 for every kind but the single
+    /// events `position_jump` and `balance_jump`, which take none (0).
+    pub duration_seconds: f64,
+}
+
+/// The YAML form of an [`Incident`], checked before it becomes one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentSpec {
+    /// See [`Incident::kind`].
+    kind: IncidentKind,
+    /// See [`Incident::at_seconds`].
+    at_seconds: f64,
+    /// See [`Incident::duration_seconds`]; may be left out for single events.
+    #[serde(default)]
+    duration_seconds: Option<f64>,
+}
+
+impl TryFrom<IncidentSpec> for Incident {
+    type Error = String;
+
+    fn try_from(spec: IncidentSpec) -> Result<Self, String> {
+        let incident = Incident {
+            kind: spec.kind,
+            at_seconds: spec.at_seconds,
+            duration_seconds: spec.duration_seconds.unwrap_or(0.0),
+        };
+        incident.check()?;
+        Ok(incident)
+    }
+}
+
+/// Far beyond any test or demo (about three years), and small enough that
+/// stamps plus every planted gap can never overflow.
+const MAX_INCIDENT_SECONDS: f64 = 1e8;
+/// More would only slow the config check down; no test needs as many.
+pub const MAX_INCIDENTS: usize = 1_000;
+
+impl Incident {
+    pub fn new(kind: IncidentKind, at_seconds: f64, duration_seconds: f64) -> Self {
+        Self {
+            kind,
+            at_seconds,
+            duration_seconds,
+        }
+    }
+
+    /// Why this incident cannot be planted, naming the key at fault.
+    pub fn check(&self) -> Result<(), String> {
+        let range = 0.0..=MAX_INCIDENT_SECONDS;
+        if !range.contains(&self.at_seconds) {
+            return Err(format!(
+                "at_seconds: must be between 0 and {MAX_INCIDENT_SECONDS:e} seconds, got {}",
+                self.at_seconds
+            ));
+        }
+        if !range.contains(&self.duration_seconds) {
+            return Err(format!(
+                "duration_seconds: must be between 0 and {MAX_INCIDENT_SECONDS:e} seconds, got {}",
+                self.duration_seconds
+            ));
+        }
+        let kind = self.kind.as_str();
+        if self.kind.is_single_event() && self.duration_seconds != 0.0 {
+            return Err(format!(
+                "duration_seconds: {kind} is a single event and takes no duration"
+            ));
+        }
+        if !self.kind.is_single_event() && self.duration_seconds <= 0.0 {
+            return Err(format!(
+                "duration_seconds: {kind} needs a duration above 0 seconds"
+            ));
+        }
+        Ok(())
+    }
+
+    fn window_seconds(&self) -> (f64, f64) {
+        (self.at_seconds, self.at_seconds + self.duration_seconds)
+    }
+}
+
+/// Checks a whole incident list: each incident, their number, and that two of
+/// the same kind never overlap (their effects would not add up to anything a
+/// test could state).
+pub fn check_incidents(incidents: &[Incident]) -> Result<(), String> {
+    if incidents.len() > MAX_INCIDENTS {
+        return Err(format!(
+            "at most {MAX_INCIDENTS} incidents, got {}",
+            incidents.len()
+        ));
+    }
+    for (i, incident) in incidents.iter().enumerate() {
+        incident.check().map_err(|e| format!("[{i}].{e}"))?;
+        if let Some(j) = overlapping(&incidents[..i], incident) {
+            return Err(format!(
+                "[{i}] overlaps [{j}]: two {} incidents cannot be active at once",
+                incident.kind.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn overlapping(earlier: &[Incident], incident: &Incident) -> Option<usize> {
+    if incident.kind.is_single_event() {
+        return None;
+    }
+    let (s, e) = incident.window_seconds();
+    earlier.iter().position(|other| {
+        let (os, oe) = other.window_seconds();
+        other.kind == incident.kind && s < oe && os < e
+    })
+}
+
+fn checked_incidents<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Incident>, D::Error> {
+    let incidents = Vec::<Incident>::deserialize(d)?;
+    check_incidents(&incidents).map_err(serde::de::Error::custom)?;
+    Ok(incidents)
+}
+
 /// What a line is about, so tests can compare a pipeline's counts with the source's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LineKind {
@@ -77,6 +360,7 @@ pub enum LineKind {
     OrderPartiallyFilled,
     OrderCanceled,
     OrderRejected,
+    OrderDenied,
     SubmitCommand,
     RestCall,
     RateLimit,
@@ -85,13 +369,18 @@ pub enum LineKind {
     WebSocketReconnected,
     Balance,
     Position,
+    /// ERROR-level lines other than REST responses.
     Error,
+    /// WARN-level lines that need no action (cancel races, skipped grid updates, risk denials).
+    Warning,
+    /// Node start and stop lines (`NAUTILUS TRADER` banner, `RUNNING`, `STOPPED`...).
+    Lifecycle,
     Heartbeat,
     Secret,
 }
 
 impl LineKind {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 20;
     pub const ALL: [LineKind; LineKind::COUNT] = [
         LineKind::OrderSubmitted,
         LineKind::OrderAccepted,
@@ -99,6 +388,7 @@ impl LineKind {
         LineKind::OrderPartiallyFilled,
         LineKind::OrderCanceled,
         LineKind::OrderRejected,
+        LineKind::OrderDenied,
         LineKind::SubmitCommand,
         LineKind::RestCall,
         LineKind::RateLimit,
@@ -108,6 +398,8 @@ impl LineKind {
         LineKind::Balance,
         LineKind::Position,
         LineKind::Error,
+        LineKind::Warning,
+        LineKind::Lifecycle,
         LineKind::Heartbeat,
         LineKind::Secret,
     ];
@@ -119,12 +411,14 @@ impl LineKind {
 
 /// One generated line. `planted_secret` is set exactly when `kind` is
 /// [`LineKind::Secret`], so a redaction test can check the secret is gone
-/// downstream without re-deriving where it sits in the line.
+/// downstream without re-deriving where it sits in the line; `incident` names
+/// the planted incident the line belongs to, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoLine {
     pub line: String,
     pub kind: LineKind,
     pub planted_secret: Option<String>,
+    pub incident: Option<IncidentKind>,
 }
 
 /// Orders counted by the lines already emitted (not by what is scheduled), so
@@ -136,6 +430,8 @@ pub struct OrderCounts {
     pub filled: u64,
     pub canceled: u64,
     pub rejected: u64,
+    /// `OrderDenied` events: orders stopped before they were submitted.
+    pub denied: u64,
 }
 
 impl OrderCounts {
@@ -143,6 +439,23 @@ impl OrderCounts {
     pub fn open(&self) -> u64 {
         self.submitted - self.filled - self.canceled - self.rejected
     }
+}
+
+/// What one planted incident did, in stamp nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentStats {
+    pub kind: IncidentKind,
+    /// When the generator began it (its `at_seconds`, or the first line after
+    /// that if the clock skipped over it); `None` if the stream has not got there.
+    pub start_ns: Option<i64>,
+    /// When the generator ended it and calm returned; the same as `start_ns`
+    /// for single events. For `rate_limit_pressure` this is the end of the
+    /// 1-minute weight window the incident ended in, since Binance's counter
+    /// only drops then; for `silence` and `restart` the first stamp after the
+    /// gap.
+    pub end_ns: Option<i64>,
+    /// Lines the incident wrote or marked (0 for `silence`).
+    pub lines: u64,
 }
 
 /// Ground truth for pipeline tests (e.g. latency histograms must hold one
@@ -159,11 +472,18 @@ pub struct DemoStats {
     /// Client order ids in the order their final `OrderFilled` line was
     /// emitted; bounded like `accepted_ids`.
     pub filled_ids: Vec<String>,
+    /// One entry per planted incident, in config order.
+    pub incidents: Vec<IncidentStats>,
 }
 
 impl DemoStats {
     pub fn lines_of(&self, kind: LineKind) -> u64 {
         self.per_kind[kind.index()]
+    }
+
+    /// The first planted incident of `kind`.
+    pub fn incident(&self, kind: IncidentKind) -> Option<&IncidentStats> {
+        self.incidents.iter().find(|i| i.kind == kind)
     }
 }
 
@@ -178,6 +498,8 @@ const C_PORTFOLIO: &str = "Portfolio";
 const C_EXEC: &str = "ExecClient-BINANCE";
 const C_DATA: &str = "DataClient-BINANCE";
 const C_ENGINE: &str = "ExecEngine";
+const C_RISK: &str = "RiskEngine";
+const C_NODE: &str = "TradingNode";
 const C_HTTP: &str = "BinanceFuturesHttpClient";
 const C_WS: &str = "BinanceWebSocketClient";
 
@@ -196,13 +518,46 @@ const TAKER_BPS: i64 = 5;
 const WEIGHT_LIMIT: u32 = 2400;
 const ORDERS_10S_LIMIT: u32 = 300;
 const ORDERS_1M_LIMIT: u32 = 1200;
+/// Calm polling stops at 48% of the weight budget, so order cancels (weight 1,
+/// never skipped, at most ~200 a minute under the order caps) cannot lift it
+/// to the 60% a healthy bot stays under. Normal polling uses about 40%.
+const CALM_WEIGHT_CAP: u32 = WEIGHT_LIMIT * 48 / 100;
+/// Calm trading pauses at half the order-count limits; the margin covers
+/// orders already on their way when the counter is read.
+const CALM_ORDERS_10S_CAP: u32 = ORDERS_10S_LIMIT / 2;
+const CALM_ORDERS_1M_CAP: u32 = ORDERS_1M_LIMIT / 2;
+/// `rate_limit_pressure` drives the weight to 87.5% at the start of every
+/// window and lets polling take it to 91.7%, leaving room for cancels, so it
+/// stays clearly above an 80-85% alert without a single 429.
+const PRESSURE_WEIGHT_TARGET: u32 = 2100;
+const PRESSURE_WEIGHT_CAP: u32 = 2200;
+/// Weight at which a `Rate limit usage:` line turns WARN.
+const HOT_WEIGHT: u32 = WEIGHT_LIMIT * 4 / 5;
+/// Calm rejections: a third one must come this long after the first of the
+/// two before it. 64 s rather than 60 s covers the up to 3 s a rejection can
+/// take to come back during a latency spike.
+const REJECT_SPACING: i64 = 64 * SEC;
+/// Calm WebSocket drops come at least this far apart (so at most six an hour)
+/// plus an exponential wait with mean [`WS_DROP_MEAN_WAIT`]: three an hour on
+/// average. The first one needs only the wait.
+const WS_DROP_MIN_GAP: i64 = 600 * SEC;
+const WS_DROP_MEAN_WAIT: f64 = 600.0 * SEC as f64;
+/// A position jump needs no fill of its instrument in the 30 s before it; new
+/// orders on it stop this long before, which outlasts any order's life
+/// (at most ~36 s from submission to last partial fill, +3 s in a latency spike).
+const QUIET_LEAD: i64 = 80 * SEC;
+/// Share of lines that are ERRORs during an `error_spike`.
+const ERROR_SPIKE_SHARE: f64 = 0.25;
+/// Share of REST calls that fail during `exchange_errors`.
+const EXCHANGE_FAILURE_SHARE: f64 = 0.9;
+/// `balance_jump` moves the reported balance by this many per mille.
+const BALANCE_JUMP_PER_MILLE: i64 = -80;
 /// A grid has a bounded number of resting levels; beyond this the bot waits
 /// instead of placing more orders, which also bounds this module's memory.
 const MAX_OPEN_ORDERS: usize = 40;
 /// Line density simulated when `rate` is 0: without it consecutive lines would
 /// be 1 ns apart and every venue latency would look like a stall.
 const VIRTUAL_RATE: f64 = 200.0;
-
 struct Instrument {
     id: &'static str,
     symbol: &'static str,
@@ -357,40 +712,8 @@ enum Fate {
     Fill,
     Cancel,
     Reject(Reject),
-}
-
-struct Order {
-    client_id: String,
-    inst: usize,
-    pos_side: PosSide,
-    side: Side,
-    reduce: bool,
-    ord_type: OrdType,
-    /// Limit price or stop trigger, in ticks (unused for market orders).
-    price_ticks: i64,
-    lots: i64,
-    filled: i64,
-    /// Sizes of the fills still to come; several means partial fills.
-    fills: VecDeque<i64>,
-    fate: Fate,
-    /// Strategy tries to cancel just as the order fills: Binance answers
-    /// "Unknown order sent." after the fill, a classic live-trading race.
-    cancel_race: bool,
-    venue_id: u64,
-    /// Binance's millisecond event time of the acceptance, known once the
-    /// round trip is drawn and printed when the accepted event is logged.
-    venue_accept_ts: i64,
-    accepted: bool,
-}
-
-impl Order {
-    fn remaining(&self) -> i64 {
-        self.lots - self.filled
-    }
-
-    fn position_id(&self) -> String {
-        position_id(self.inst, self.pos_side)
-    }
+    /// Stopped before Binance sees it (`execution_failure`).
+    Deny,
 }
 
 fn position_id(inst: usize, side: PosSide) -> String {
@@ -447,16 +770,66 @@ impl Window {
     }
 }
 
+impl Window {
+    /// End of the window that `t` falls in (or `t` itself on a boundary).
+    fn end_of(&self, t: i64) -> i64 {
+        if t.rem_euclid(self.period) == 0 {
+            t
+        } else {
+            (t.div_euclid(self.period) + 1) * self.period
+        }
+    }
+}
+
+struct Order {
+    client_id: String,
+    inst: usize,
+    pos_side: PosSide,
+    side: Side,
+    reduce: bool,
+    ord_type: OrdType,
+    /// Limit price or stop trigger, in ticks (unused for market orders).
+    price_ticks: i64,
+    lots: i64,
+    filled: i64,
+    /// Sizes of the fills still to come; several means partial fills.
+    fills: VecDeque<i64>,
+    fate: Fate,
+    /// Strategy tries to cancel just as the order fills: Binance answers
+    /// "Unknown order sent." after the fill, a classic live-trading race.
+    cancel_race: bool,
+    venue_id: u64,
+    /// Binance's millisecond event time of the acceptance, known once the
+    /// round trip is drawn and printed when the accepted event is logged.
+    venue_accept_ts: i64,
+    accepted: bool,
+    /// The planted incident that shapes this order's lines, if any.
+    incident: Option<u16>,
+}
+
+impl Order {
+    fn remaining(&self) -> i64 {
+        self.lots - self.filled
+    }
+
+    fn position_id(&self) -> String {
+        position_id(self.inst, self.pos_side)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WsState {
     Idle,
     Connected,
+    /// Dropped, with a reconnect already scheduled.
     Reconnecting,
+    /// Held down by a `ws_outage`: reconnect attempts fail until it ends.
+    Down,
 }
 
 struct Stream {
     url: String,
-    /// Core streams are never closed on purpose, only dropped and re-dialled.
+    /// Market-data streams the bot opens first; the others follow shortly after.
     core: bool,
     state: WsState,
 }
@@ -471,15 +844,22 @@ enum Effect {
     Filled(String),
     Canceled,
     Rejected,
+    Denied,
 }
 
 struct Draft {
     kind: LineKind,
     level: Level,
-    component: &'static str,
+    component: Cow<'static, str>,
     message: String,
     secret: Option<String>,
     effect: Effect,
+    /// Index of the planted incident this line belongs to.
+    incident: Option<u16>,
+    /// Change of the wallet that Binance reports once this line (a fill) is
+    /// out: `AccountState` lines show the wallet as of the fills already
+    /// logged, so a balance never moves ahead of the fill that moved it.
+    wallet_delta: i64,
 }
 
 impl Draft {
@@ -487,10 +867,12 @@ impl Draft {
         Self {
             kind,
             level,
-            component,
+            component: Cow::Borrowed(component),
             message,
             secret: None,
             effect: Effect::None,
+            incident: None,
+            wallet_delta: 0,
         }
     }
 
@@ -499,14 +881,17 @@ impl Draft {
         self
     }
 
+    fn tagged(mut self, incident: Option<u16>) -> Self {
+        if incident.is_some() {
+            self.incident = incident;
+        }
+        self
+    }
+
     fn secret(level: Level, component: &'static str, message: String, secret: String) -> Self {
         Self {
-            kind: LineKind::Secret,
-            level,
-            component,
-            message,
             secret: Some(secret),
-            effect: Effect::None,
+            ..Draft::new(LineKind::Secret, level, component, message)
         }
     }
 }
@@ -520,6 +905,9 @@ struct HttpCall {
     counts_as_order: bool,
     retry_after_s: Option<u32>,
     error: Option<(i32, String)>,
+    /// A `rate_limit_pressure` call: dropped once the weight is high enough.
+    ramp: bool,
+    incident: Option<u16>,
 }
 
 impl HttpCall {
@@ -533,6 +921,8 @@ impl HttpCall {
             counts_as_order: false,
             retry_after_s: None,
             error: None,
+            ramp: false,
+            incident: None,
         }
     }
 }
@@ -541,10 +931,30 @@ enum Event {
     Submitted(u64),
     Accepted(u64),
     Rejected(u64),
-    Fill { order: u64, venue_ts: i64 },
-    Canceled { order: u64, venue_ts: i64 },
+    Denied(u64),
+    Fill {
+        order: u64,
+        venue_ts: i64,
+    },
+    Canceled {
+        order: u64,
+        venue_ts: i64,
+    },
     Http(HttpCall),
+    Connect(usize),
     Reconnected(usize),
+    /// The venue's account update, rendered when logged (see [`Draft::wallet_delta`]).
+    AccountState,
+    /// A failed reconnect during a `ws_outage` (incident index, stream, attempt).
+    WsAttempt {
+        incident: usize,
+        stream: usize,
+        attempt: u32,
+    },
+    /// A failed connection to the REST API during `exchange_errors`.
+    ExchangeError {
+        incident: usize,
+    },
     Line(Draft),
 }
 
@@ -574,36 +984,60 @@ impl Ord for Scheduled {
     }
 }
 
+/// Lines an incident must write next, in this order and before anything else
+/// (a restart's stop sequence, gap and banner cannot interleave with fills).
+enum Script {
+    /// A line, stamped no earlier than its due time.
+    Line(i64, Draft),
+    /// Nothing is logged until `until`: the clock jumps there if it is not
+    /// there yet (`silence`, a restart's downtime).
+    Gap { until: i64, incident: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// `position_jump` stops trading its instrument [`QUIET_LEAD`] early.
+    Prepare,
+    Start,
+    End,
+}
+
+/// Per-incident working state.
+#[derive(Debug, Clone, Copy, Default)]
+struct IncidentState {
+    /// Nominal window in stamp nanoseconds.
+    start: i64,
+    end: i64,
+    /// `position_jump`: the instrument kept quiet and the side to grow.
+    jump: Option<(usize, Option<PosSide>)>,
+}
+
 /// What a line slot not taken by a due follow-up event is used for. Every
-/// order brings about twelve follow-up lines, so these weights give a stream
-/// that is ~70% order flow (as in real Nautilus logs, where the Portfolio and
-/// strategy events dominate) while order counts and request weight stay at
-/// about 2/3 of Binance's limits.
+/// order brings about eleven follow-up lines, so these weights give a stream
+/// that is about half order flow (in real Nautilus logs the Portfolio and
+/// strategy events dominate) and 40% heartbeats, while order counts and
+/// request weight stay at 35-47% of Binance's limits by themselves (the calm
+/// caps only trim the peaks).
 #[derive(Debug, Clone, Copy)]
 enum Spontaneous {
     NewOrder,
     Rest,
     RateLimit,
-    WsConnect,
-    WsDisconnect,
-    Error,
+    Warning,
     Heartbeat,
 }
 
-const SPONTANEOUS: [(Spontaneous, f64); 7] = [
-    (Spontaneous::NewOrder, 0.270),
-    (Spontaneous::Rest, 0.260),
-    (Spontaneous::RateLimit, 0.070),
-    (Spontaneous::WsConnect, 0.002),
-    (Spontaneous::WsDisconnect, 0.006),
-    (Spontaneous::Error, 0.012),
-    (Spontaneous::Heartbeat, 0.380),
+const SPONTANEOUS: [(Spontaneous, f64); 5] = [
+    (Spontaneous::NewOrder, 0.090),
+    (Spontaneous::Rest, 0.075),
+    (Spontaneous::RateLimit, 0.020),
+    (Spontaneous::Warning, 0.006),
+    (Spontaneous::Heartbeat, 0.809),
 ];
 
 /// Polled endpoints with their Binance request weight and how often the bot
 /// calls them. Placing an order weighs 0 on the IP limit (it counts against
-/// the order limits instead); the mix keeps the default stream near 2/3 of the
-/// 2400/min weight budget, so 429s stay the exception they are in practice.
+/// the order limits instead).
 const POLLS: [(&str, &str, u32, u32); 8] = [
     ("GET", "/fapi/v1/premiumIndex", 1, 25),
     ("GET", "/fapi/v1/openOrders", 1, 20),
@@ -615,32 +1049,52 @@ const POLLS: [(&str, &str, u32, u32); 8] = [
     ("PUT", "/fapi/v1/listenKey", 1, 5),
 ];
 
-const ERRORS: [(&str, &str); 6] = [
+/// `exchange_errors`: the REST API is unreachable.
+const EXCHANGE_ERRORS: [&str; 3] = [
+    "Error connecting to exchange: ClientConnectorError: Cannot connect to host fapi.binance.com:443 ssl:default [Connection reset by peer]",
+    "Error connecting to exchange: ServerDisconnectedError: Server disconnected",
+    "Error connecting to exchange: TimeoutError: request GET /fapi/v2/account timed out after 10.0s",
+];
+
+/// `ws_outage`: why each reconnect attempt fails.
+const WS_FAILURES: [&str; 2] = [
+    "TimeoutError: WebSocket handshake timed out after 10.0s",
+    "ClientConnectorError: Cannot connect to host fstream.binance.com:443 ssl:default [Connect call failed]",
+];
+
+/// `error_spike`: strategy bugs, nothing about the exchange or order
+/// submission, so only an error-rate alert has reason to fire.
+const SPIKE_ERRORS: [(&str, &str); 3] = [
     (
-        C_EXEC,
-        "Error connecting to exchange: ClientConnectorError: Cannot connect to host fapi.binance.com:443 ssl:default [Connection reset by peer]",
+        STRATEGY,
+        "Error on handling QuoteTick(BTCUSDT-PERP.BINANCE): ZeroDivisionError('float division by zero')",
     ),
     (
-        C_DATA,
-        "Error connecting to exchange: TimeoutError: WebSocket handshake with wss://fstream.binance.com timed out after 10.0s",
+        STRATEGY,
+        "Error on handling Bar(ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL): IndexError('list index out of range')",
     ),
     (
-        C_EXEC,
-        "Order execution failed: BinanceServerError(status=503, message={'code': -1001, 'msg': 'Internal error; unable to process your request. Please try again.'})",
-    ),
-    (
-        C_ENGINE,
-        "Error reconciling open orders: request GET /fapi/v1/openOrders timed out after 10.0s",
-    ),
-    (
-        C_WS,
-        "Error handling message: ConnectionClosedError: no close frame received or sent",
-    ),
-    (
-        C_EXEC,
-        "Failed to query account balances: BinanceServerError(status=502, message=Bad Gateway)",
+        STRATEGY,
+        "Error on handling QuoteTick(ETHUSDT-PERP.BINANCE): KeyError('ETHUSDT-PERP.BINANCE-SHORT')",
     ),
 ];
+
+/// The NautilusTrader banner as a live node logs it (copied from the sample,
+/// blank lines left out since a PLAIN line always has a message).
+const BANNER_LOGO: [&str; 11] = [
+    "⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⣠⣴⣶⡟⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⣰⣾⣿⣿⣿⠀⢸⣿⣿⣿⣿⣶⣶⣤⣀⠀⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⠀⠀⢀⣴⡇⢀⣾⣿⣿⣿⣿⣿⠀⣾⣿⣿⣿⣿⣿⣿⣿⠿⠓⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⠀⣰⣿⣿⡀⢸⣿⣿⣿⣿⣿⣿⠀⣿⣿⣿⣿⣿⣿⠟⠁⣠⣄⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⢠⣿⣿⣿⣇⠀⢿⣿⣿⣿⣿⣿⠀⢻⣿⣿⣿⡿⢃⣠⣾⣿⣿⣧⡀⠀⠀",
+    "⠀⠀⠀⠠⣾⣿⣿⣿⣿⣿⣧⠈⠋⢀⣴⣧⠀⣿⡏⢠⡀⢸⣿⣿⣿⣿⣿⣿⣿⡇⠀",
+    "⠀⠀⠀⣀⠙⢿⣿⣿⣿⣿⣿⠇⢠⣿⣿⣿⡄⠹⠃⠼⠃⠈⠉⠛⠛⠛⠛⠛⠻⠇⠀",
+    "⠀⠀⢸⡟⢠⣤⠉⠛⠿⢿⣿⠀⢸⣿⡿⠋⣠⣤⣄⠀⣾⣿⣿⣶⣶⣶⣦⡄⠀⠀⠀",
+    "⠀⠀⠸⠀⣾⠏⣸⣷⠂⣠⣤⠀⠘⢁⣴⣾⣿⣿⣿⡆⠘⣿⣿⣿⣿⣿⣿⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⠛⠀⣿⡟⠀⢻⣿⡄⠸⣿⣿⣿⣿⣿⣿⣿⡀⠘⣿⣿⣿⣿⠟⠀⠀⠀⠀",
+    "⠀⠀⠀⠀⠀⠀⣿⠇⠀⠀⢻⡿⠀⠈⠻⣿⣿⣿⣿⣿⡇⠀⢹⣿⠿⠋⠀⠀⠀⠀⠀",
+];
+const RULE: &str = "=================================================================";
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const HEX: &[u8] = b"0123456789abcdef";
@@ -658,6 +1112,8 @@ pub struct Generator {
     secret_ratio: f64,
     reject_ratio: f64,
     count: Option<u64>,
+    /// Whether stamps follow the caller's `now` (`rate` > 0).
+    paced: bool,
     /// Mean gap between lines when `rate` is 0 (see [`VIRTUAL_RATE`]).
     virtual_gap_ns: Option<f64>,
     /// Above [`VIRTUAL_RATE`] lines/s the bot is fast-forwarded by
@@ -668,26 +1124,58 @@ pub struct Generator {
     speed: f64,
     last_ns: Option<i64>,
     clock: i64,
+    /// Added to the caller's `now` once a planted gap made the clock jump
+    /// while paced (see [`Generator::pause_until`]).
+    offset: i64,
+    /// No line is stamped before this (the end of the last planted gap).
+    floor: i64,
     market_ns: i64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    script: VecDeque<Script>,
     orders: BTreeMap<u64, Order>,
     next_order_no: u64,
     next_venue_id: [u64; 2],
     next_trade_id: [u64; 2],
     mids: [f64; 2],
     positions: [[Position; 2]; 2],
+    /// The true wallet, moved when a fill is booked.
     wallet: i64,
+    /// The wallet as of the fill lines already logged (what `AccountState` shows).
+    reported_wallet: i64,
     weight_1m: Window,
     orders_10s: Window,
     orders_1m: Window,
     streams: Vec<Stream>,
     api_key: String,
     listen_key: String,
+    /// Decision times of the last two rejections, oldest first.
+    recent_rejects: [i64; 2],
+    next_ws_drop: i64,
+    /// Instruments the strategy must not trade (count of pending `position_jump`s).
+    quiet: [u8; 2],
+    /// Alternates the two ways an `execution_failure` order fails.
+    deny_toggle: bool,
+    incidents: Vec<Incident>,
+    incident_state: Vec<IncidentState>,
+    /// (time, incident, phase), sorted; the front is the next to happen.
+    timeline: VecDeque<(i64, usize, Phase)>,
+    next_incident_ns: i64,
+    /// The incident of each kind that is running now.
+    active: [Option<u16>; IncidentKind::COUNT],
+    /// Weight window in which `rate_limit_pressure` last ramped up.
+    pressure_bucket: i64,
+    /// Until the weight window a pressure incident ended in is over, polling
+    /// keeps the pressure cap (Binance's counter has not dropped yet).
+    pressure_tail_until: i64,
     stats: DemoStats,
+    stamp_cache: SecondStamp,
 }
 
 impl Generator {
+    /// Incidents that fail [`Incident::check`], or overlap an earlier one of
+    /// the same kind, are left out: the config check refuses them with a
+    /// message, and a config built in code must not make this panic.
     pub fn new(config: &DemoConfig) -> Self {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let trader_tag = config
@@ -737,6 +1225,24 @@ impl Generator {
         } else {
             1.0
         };
+        let mut incidents: Vec<Incident> = Vec::new();
+        for incident in config.incidents.iter().take(MAX_INCIDENTS) {
+            if incident.check().is_ok() && overlapping(&incidents, incident).is_none() {
+                incidents.push(*incident);
+            }
+        }
+        let stats = DemoStats {
+            incidents: incidents
+                .iter()
+                .map(|i| IncidentStats {
+                    kind: i.kind,
+                    start_ns: None,
+                    end_ns: None,
+                    lines: 0,
+                })
+                .collect(),
+            ..DemoStats::default()
+        };
         Self {
             rng,
             trader_id: config.trader_id.clone(),
@@ -744,12 +1250,16 @@ impl Generator {
             secret_ratio: unit_interval(config.secret_ratio),
             reject_ratio: unit_interval(config.reject_ratio),
             count: config.count,
+            paced,
             virtual_gap_ns,
             last_ns: None,
             clock: 0,
+            offset: 0,
+            floor: 0,
             market_ns: 0,
             seq: 0,
             queue: BinaryHeap::new(),
+            script: VecDeque::new(),
             orders: BTreeMap::new(),
             next_order_no: 1,
             next_venue_id,
@@ -757,6 +1267,7 @@ impl Generator {
             mids: [INSTRUMENTS[0].anchor_ticks, INSTRUMENTS[1].anchor_ticks],
             positions: Default::default(),
             wallet: START_BALANCE,
+            reported_wallet: START_BALANCE,
             speed,
             weight_1m: Window::new(60 * SEC, speed),
             orders_10s: Window::new(10 * SEC, speed),
@@ -764,7 +1275,19 @@ impl Generator {
             streams,
             api_key,
             listen_key,
-            stats: DemoStats::default(),
+            recent_rejects: [i64::MIN / 2; 2],
+            next_ws_drop: i64::MAX,
+            quiet: [0; 2],
+            deny_toggle: false,
+            incident_state: vec![IncidentState::default(); incidents.len()],
+            incidents,
+            timeline: VecDeque::new(),
+            next_incident_ns: i64::MAX,
+            active: [None; IncidentKind::COUNT],
+            pressure_bucket: i64::MIN,
+            pressure_tail_until: i64::MIN,
+            stats,
+            stamp_cache: SecondStamp::default(),
         }
     }
 
@@ -778,26 +1301,89 @@ impl Generator {
         self.count.is_some_and(|count| self.stats.lines >= count)
     }
 
+    /// For a paced caller (`rate` > 0): while a planted `silence` or a
+    /// `restart`'s downtime covers `now`, the wall-clock time to wait for
+    /// before asking for the next line. A caller that waits gets a real pause
+    /// (what a "bot went silent" alert watches for); one that calls
+    /// [`Generator::next_line`] anyway still gets the gap in the stamps, but
+    /// the clock jumps over it and from then on runs ahead of `now` by the
+    /// gap's length. Always `None` at rate 0, where the clock is simulated and
+    /// simply jumps.
+    pub fn pause_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.paced || self.last_ns.is_none() {
+            return None;
+        }
+        let shifted = to_ns(now).saturating_add(self.offset);
+        let until = match self.script.front() {
+            Some(Script::Gap { until, .. }) => Some(*until),
+            Some(Script::Line(..)) => None,
+            None => self
+                .timeline
+                .iter()
+                .take_while(|(time, _, _)| *time <= shifted)
+                .filter(|(_, i, phase)| {
+                    *phase == Phase::Start && self.incidents[*i].kind == IncidentKind::Silence
+                })
+                .map(|(_, i, _)| self.incident_state[*i].end)
+                .max(),
+        }?;
+        (until > shifted).then(|| DateTime::from_timestamp_nanos(until - self.offset))
+    }
+
     /// Next line (no trailing newline) and what it planted. `now` is the wall-clock time to stamp on it.
     ///
     /// The stamp is `now` unless that would not move forward: stamps strictly
     /// increase, follow-up events keep their simulated due time (at most
     /// `now`), and with `rate` 0 the stream runs on a simulated 200 lines/s
-    /// clock, so its stamps can run ahead of the wall clock.
+    /// clock, so its stamps can run ahead of the wall clock. Planted gaps move
+    /// the clock forward (see [`Generator::pause_until`]).
     pub fn next_line(&mut self, now: DateTime<Utc>) -> DemoLine {
         let now_ns = to_ns(now);
-        let vnow = self.virtual_now(now_ns);
+        let mut vnow = self.virtual_now(now_ns);
         if self.last_ns.is_none() {
             self.start(vnow);
+        }
+        loop {
+            if vnow >= self.next_incident_ns {
+                self.run_timeline(vnow);
+            }
+            let Some(Script::Gap { until, incident }) = self.script.front() else {
+                break;
+            };
+            let (until, incident) = (*until, *incident);
+            self.script.pop_front();
+            vnow = self.open_gap(until, incident, vnow, now_ns);
+        }
+        if let Some(Script::Line(..)) = self.script.front() {
+            let Some(Script::Line(due, draft)) = self.script.pop_front() else {
+                unreachable!("peeked a line")
+            };
+            self.advance_market(vnow);
+            let t = self.stamp(due);
+            return self.emit(t, draft);
+        }
+        if let Some(incident) = self.active[IncidentKind::RateLimitPressure.index()] {
+            self.pressure_tick(vnow, incident);
         }
         self.advance_market(vnow);
         let next_due = self.queue.peek().map(|Reverse(s)| s.due);
         // The secret decision comes first and on every line so that
         // `secret_ratio` is the fraction of all lines, not of idle slots.
         let plant = self.secret_ratio > 0.0 && self.rng.random_bool(self.secret_ratio);
+        let spike = self.active[IncidentKind::ErrorSpike.index()];
         let (t, draft) = if plant {
             let t = self.stamp(next_due.map_or(vnow, |due| due.min(vnow)));
             (t, self.secret_line(t))
+        } else if spike.is_some() && self.rng.random_bool(ERROR_SPIKE_SHARE) {
+            let t = self.stamp(next_due.map_or(vnow, |due| due.min(vnow)));
+            let (component, message) = SPIKE_ERRORS[self.rng.random_range(0..SPIKE_ERRORS.len())];
+            let draft = Draft::new(
+                LineKind::Error,
+                Level::Error,
+                component,
+                message.to_string(),
+            );
+            (t, draft.tagged(spike))
         } else if next_due.is_some_and(|due| due <= vnow) {
             let Some(Reverse(scheduled)) = self.queue.pop() else {
                 unreachable!("peeked an event")
@@ -815,23 +1401,45 @@ impl Generator {
     /// it is kept apart from the last stamp because follow-up events are
     /// stamped at their (earlier) due time and must not slow it down.
     fn virtual_now(&mut self, now_ns: i64) -> i64 {
+        let shifted = now_ns.saturating_add(self.offset);
         let Some(last) = self.last_ns else {
-            self.clock = now_ns;
-            return now_ns;
+            self.clock = shifted;
+            return shifted;
         };
         if let Some(mean) = self.virtual_gap_ns {
             let u: f64 = self.rng.random();
             self.clock += ((-(1.0 - u).ln() * mean) as i64).max(1);
         }
-        self.clock = self.clock.max(now_ns);
+        self.clock = self.clock.max(shifted);
         self.clock.max(last + 1)
     }
 
     fn stamp(&self, target: i64) -> i64 {
+        let target = target.max(self.floor);
         match self.last_ns {
             Some(last) => target.max(last + 1),
             None => target,
         }
+    }
+
+    /// Nothing is logged before `until`; the clock jumps there if it is behind.
+    fn open_gap(&mut self, until: i64, incident: usize, vnow: i64, now_ns: i64) -> i64 {
+        let mut vnow = vnow;
+        if until > vnow {
+            if self.paced {
+                let shifted = now_ns.saturating_add(self.offset);
+                self.offset += until - shifted.min(until);
+            }
+            self.clock = self.clock.max(until);
+            vnow = until;
+        }
+        self.floor = self.floor.max(until);
+        self.stats.incidents[incident].end_ns = Some(self.stamp(vnow));
+        let kind = self.incidents[incident].kind;
+        if self.active[kind.index()] == Some(incident as u16) {
+            self.active[kind.index()] = None;
+        }
+        vnow
     }
 
     fn schedule(&mut self, due: i64, event: Event) {
@@ -847,30 +1455,33 @@ impl Generator {
     /// opening with them makes the first seconds of a demo look like a real run.
     fn start(&mut self, t: i64) {
         self.market_ns = t;
-        let state = self.account_state();
-        self.schedule(t, Event::Line(state));
+        self.floor = t;
+        self.schedule(t, Event::AccountState);
         for i in 0..self.streams.len() {
-            if self.streams[i].core {
-                self.streams[i].state = WsState::Connected;
-                let message = format!("Connected to {}", self.streams[i].url);
-                let draft = Draft::new(LineKind::WebSocketConnected, Level::Info, C_WS, message);
-                self.schedule(t, Event::Line(draft));
-            }
+            let due = if self.streams[i].core {
+                t
+            } else {
+                t + self.uniform_us(200_000, 2_000_000)
+            };
+            self.schedule(due, Event::Connect(i));
         }
+        self.next_ws_drop = t + self.ws_drop_wait();
+        self.build_timeline(t);
     }
 
     fn emit(&mut self, t: i64, draft: Draft) -> DemoLine {
         let mut line = String::with_capacity(64 + self.trader_id.len() + draft.message.len());
-        push_timestamp(&mut line, t);
+        self.stamp_cache.push(&mut line, t);
         line.push_str(" [");
         line.push_str(draft.level.as_str());
         line.push_str("] ");
         line.push_str(&self.trader_id);
         line.push('.');
-        line.push_str(draft.component);
+        line.push_str(&draft.component);
         line.push_str(": ");
         line.push_str(&draft.message);
 
+        self.reported_wallet += draft.wallet_delta;
         let stats = &mut self.stats;
         stats.lines += 1;
         stats.per_kind[draft.kind.index()] += 1;
@@ -891,12 +1502,19 @@ impl Generator {
             }
             Effect::Canceled => stats.orders.canceled += 1,
             Effect::Rejected => stats.orders.rejected += 1,
+            Effect::Denied => stats.orders.denied += 1,
         }
+        let incident = draft.incident.map(|i| {
+            let entry = &mut stats.incidents[i as usize];
+            entry.lines += 1;
+            entry.kind
+        });
         self.last_ns = Some(t);
         DemoLine {
             line,
             kind: draft.kind,
             planted_secret: draft.secret,
+            incident,
         }
     }
 
@@ -946,8 +1564,11 @@ impl Generator {
         s
     }
 
+    /// Prices follow a mean-reverting random walk, stepped at most every
+    /// 50 ms: a Brownian path sampled more coarsely is the same path, and two
+    /// normal draws per line would be a good part of the generator's cost.
     fn advance_market(&mut self, t: i64) {
-        if t <= self.market_ns {
+        if t < self.market_ns + 50 * MS {
             return;
         }
         let dt = (t - self.market_ns) as f64 / SEC as f64;
@@ -969,19 +1590,42 @@ impl Generator {
             Event::Submitted(key) => self.on_submitted(key, t),
             Event::Accepted(key) => self.on_accepted(key, t),
             Event::Rejected(key) => self.on_rejected(key, t),
+            Event::Denied(key) => self.on_denied(key, t),
             Event::Fill { order, venue_ts } => self.on_fill(order, venue_ts, t),
             Event::Canceled { order, venue_ts } => self.on_canceled(order, venue_ts, t),
-            Event::Http(call) => self.http_line(call, t),
+            Event::Http(call) => self.on_http(call, t),
+            Event::Connect(i) => {
+                self.streams[i].state = WsState::Connected;
+                let message = format!("Connected to {}", self.streams[i].url);
+                Draft::new(LineKind::WebSocketConnected, Level::Info, C_WS, message)
+            }
             Event::Reconnected(i) => {
+                if self.streams[i].state != WsState::Reconnecting {
+                    // An outage or restart took the stream over meanwhile.
+                    return self.heartbeat();
+                }
                 self.streams[i].state = WsState::Connected;
                 let message = format!("Reconnected to {}", self.streams[i].url);
                 Draft::new(LineKind::WebSocketReconnected, Level::Info, C_WS, message)
             }
+            Event::AccountState => self.account_state(),
+            Event::WsAttempt {
+                incident,
+                stream,
+                attempt,
+            } => self.ws_attempt(incident, stream, attempt, t),
+            Event::ExchangeError { incident } => self.exchange_error(incident, t),
             Event::Line(draft) => draft,
         }
     }
 
     fn spontaneous(&mut self, t: i64) -> Draft {
+        if t >= self.next_ws_drop {
+            self.next_ws_drop = t + WS_DROP_MIN_GAP + self.ws_drop_wait();
+            if let Some(draft) = self.ws_drop(t) {
+                return draft;
+            }
+        }
         let total: f64 = SPONTANEOUS.iter().map(|(_, w)| w).sum();
         let mut roll = self.rng.random::<f64>() * total;
         let mut choice = Spontaneous::Heartbeat;
@@ -999,23 +1643,7 @@ impl Generator {
             },
             Spontaneous::Rest => self.rest_poll(t),
             Spontaneous::RateLimit => self.rate_limit_line(t),
-            Spontaneous::WsConnect => match self.ws_connect() {
-                Some(draft) => draft,
-                None => self.heartbeat(),
-            },
-            Spontaneous::WsDisconnect => match self.ws_disconnect(t) {
-                Some(draft) => draft,
-                None => self.heartbeat(),
-            },
-            Spontaneous::Error => {
-                let (component, message) = ERRORS[self.rng.random_range(0..ERRORS.len())];
-                Draft::new(
-                    LineKind::Error,
-                    Level::Error,
-                    component,
-                    message.to_string(),
-                )
-            }
+            Spontaneous::Warning => self.benign_warning(),
             Spontaneous::Heartbeat => self.heartbeat(),
         }
     }
@@ -1023,10 +1651,22 @@ impl Generator {
     // ----- order lifecycle ----------------------------------------------
 
     fn start_order(&mut self, t: i64) -> Option<Draft> {
-        if self.orders.len() >= MAX_OPEN_ORDERS {
+        // With the REST API failing, the grid stops placing orders (and the
+        // failures are most of what the HTTP client logs).
+        if self.orders.len() >= MAX_OPEN_ORDERS
+            || self.active[IncidentKind::ExchangeErrors.index()].is_some()
+            || *self.orders_10s.at(t) >= CALM_ORDERS_10S_CAP
+            || *self.orders_1m.at(t) >= CALM_ORDERS_1M_CAP
+        {
             return None;
         }
-        let inst = if self.rng.random_bool(0.6) { 0 } else { 1 };
+        let mut inst = if self.rng.random_bool(0.6) { 0 } else { 1 };
+        if self.quiet[inst] > 0 {
+            inst = 1 - inst;
+            if self.quiet[inst] > 0 {
+                return None;
+            }
+        }
         let spec = &INSTRUMENTS[inst];
         let pos_side = if self.rng.random_bool(0.5) {
             PosSide::Long
@@ -1076,7 +1716,20 @@ impl Generator {
             (OrdType::StopMarket, Side::Sell) => mid - 3 * level * spec.grid_step_ticks,
             (OrdType::StopMarket, Side::Buy) => mid + 3 * level * spec.grid_step_ticks,
         };
-        let fate = if self.rng.random_bool(self.reject_ratio) {
+        // Drawn on every order so the calm cap does not shift the RNG.
+        let by_chance = self.rng.random_bool(self.reject_ratio);
+        let burst = self.active[IncidentKind::RejectionBurst.index()].filter(|_| !reduce);
+        let failure = self.active[IncidentKind::ExecutionFailure.index()];
+        let mut incident = None;
+        let fate = if failure.is_some() {
+            incident = failure;
+            Fate::Deny
+        } else if burst.is_some() {
+            incident = burst;
+            self.note_rejection(t);
+            Fate::Reject(REJECT_MARGIN)
+        } else if by_chance && self.rejection_allowed(t) {
+            self.note_rejection(t);
             Fate::Reject(match ord_type {
                 OrdType::StopMarket => REJECT_TRIGGER,
                 OrdType::Market if reduce => REJECT_REDUCE_ONLY,
@@ -1142,6 +1795,7 @@ impl Generator {
             venue_id: 0,
             venue_accept_ts: 0,
             accepted: false,
+            incident,
         };
         let message = format!(
             "[CMD]--> [Risk] SubmitOrder(order={}, position_id={})",
@@ -1153,21 +1807,41 @@ impl Generator {
             },
         );
         self.orders.insert(number, order);
-        let due = t + self.uniform_us(40, 300);
-        self.schedule(due, Event::Submitted(number));
-        Some(Draft::new(
-            LineKind::SubmitCommand,
-            Level::Info,
-            STRATEGY,
-            message,
-        ))
+        if fate == Fate::Deny {
+            let due = t + self.uniform_us(20, 80);
+            self.schedule(due, Event::Denied(number));
+        } else {
+            let due = t + self.uniform_us(40, 300);
+            self.schedule(due, Event::Submitted(number));
+        }
+        Some(Draft::new(LineKind::SubmitCommand, Level::Info, STRATEGY, message).tagged(incident))
+    }
+
+    /// Calm rejections: a third must come [`REJECT_SPACING`] after the first
+    /// of the two before it, so chance never makes a burst.
+    fn rejection_allowed(&self, t: i64) -> bool {
+        t - self.recent_rejects[0] >= REJECT_SPACING
+    }
+
+    fn note_rejection(&mut self, t: i64) {
+        self.recent_rejects = [self.recent_rejects[1], t];
     }
 
     fn on_submitted(&mut self, key: u64, t: i64) -> Draft {
-        let latency = self.venue_latency();
-        let Some(order) = self.orders.get(&key) else {
+        let spike = self.active[IncidentKind::LatencySpike.index()];
+        let latency = if spike.is_some() {
+            // 1.01-2.99 s, so the millisecond venue stamp stays within 1-3 s.
+            self.rng.random_range(1_010 * MS..2_990 * MS)
+        } else {
+            self.venue_latency()
+        };
+        let Some(order) = self.orders.get_mut(&key) else {
             return self.heartbeat();
         };
+        if order.incident.is_none() {
+            order.incident = spike;
+        }
+        let incident = order.incident;
         let message = format!(
             "<--[EVT] OrderSubmitted(instrument_id={}, client_order_id={}, account_id={ACCOUNT_ID}, ts_event={t})",
             INSTRUMENTS[order.inst].id, order.client_id,
@@ -1179,6 +1853,7 @@ impl Generator {
                 call.status = 400;
                 call.counts_as_order = true;
                 call.error = Some((reject.code, reject.msg.to_string()));
+                call.incident = incident;
                 self.schedule(t + latency, Event::Http(call));
                 let due = t + latency + self.uniform_us(30, 250);
                 self.schedule(due, Event::Rejected(key));
@@ -1190,15 +1865,18 @@ impl Generator {
                 let http_latency = latency + self.uniform_us(200, 3_000);
                 let mut call = HttpCall::ok("POST", "/fapi/v1/order", http_latency, 0);
                 call.counts_as_order = true;
+                call.incident = incident;
                 self.schedule(t + http_latency, Event::Http(call));
                 // Binance stamps its events in whole milliseconds.
                 if let Some(order) = self.orders.get_mut(&key) {
                     order.venue_accept_ts = venue_ts;
                 }
             }
+            Fate::Deny => unreachable!("denied orders are never submitted"),
         }
         Draft::new(LineKind::OrderSubmitted, Level::Info, STRATEGY, message)
             .with_effect(Effect::Submitted)
+            .tagged(incident)
     }
 
     fn on_accepted(&mut self, key: u64, t: i64) -> Draft {
@@ -1228,7 +1906,7 @@ impl Generator {
             INSTRUMENTS[inst].id, order.client_id,
         );
         let id = order.client_id.clone();
-        let (fate, ord_type) = (order.fate, order.ord_type);
+        let (fate, ord_type, incident) = (order.fate, order.ord_type, order.incident);
         match (fate, ord_type) {
             (Fate::Fill, OrdType::Market) => {
                 // A market order trades in the same or the next millisecond
@@ -1270,10 +1948,11 @@ impl Generator {
                     Event::Http(HttpCall::ok("DELETE", "/fapi/v1/order", cancel_rtt, 1)),
                 );
             }
-            (Fate::Reject(_), _) => {}
+            (Fate::Reject(_) | Fate::Deny, _) => {}
         }
         let accepted = Draft::new(LineKind::OrderAccepted, Level::Info, STRATEGY, message)
-            .with_effect(Effect::Accepted(id));
+            .with_effect(Effect::Accepted(id))
+            .tagged(incident);
         self.after_margin_update(inst, t, accepted)
     }
 
@@ -1347,6 +2026,43 @@ impl Generator {
         );
         Draft::new(LineKind::OrderRejected, Level::Warn, STRATEGY, message)
             .with_effect(Effect::Rejected)
+            .tagged(order.incident)
+    }
+
+    /// `execution_failure` fails orders in the two ways a live node does:
+    /// the RiskEngine denies them (`OrderDenied`), or the ExecEngine cannot
+    /// route them and logs an ERROR.
+    fn on_denied(&mut self, key: u64, t: i64) -> Draft {
+        let Some(order) = self.orders.remove(&key) else {
+            return self.heartbeat();
+        };
+        self.release(&order);
+        let inst = INSTRUMENTS[order.inst].id;
+        let id = &order.client_id;
+        self.deny_toggle = !self.deny_toggle;
+        if self.deny_toggle {
+            let reason = "Exceeded MAX_ORDER_SUBMIT_RATE";
+            let event = format!(
+                "<--[EVT] OrderDenied(instrument_id={inst}, client_order_id={id}, reason='{reason}')"
+            );
+            let event = Draft::new(LineKind::OrderDenied, Level::Warn, STRATEGY, event)
+                .with_effect(Effect::Denied)
+                .tagged(order.incident);
+            let due = t + self.uniform_us(20, 200);
+            self.schedule(due, Event::Line(event));
+            let message = format!("SubmitOrder for {id} DENIED: {reason}");
+            Draft::new(LineKind::Warning, Level::Warn, C_RISK, message).tagged(order.incident)
+        } else {
+            let message = format!(
+                "Cannot execute command: no execution client configured for BINANCE or `client_id` None, SubmitOrder(instrument_id={inst}, client_order_id={id}, position_id={})",
+                if order.reduce {
+                    order.position_id()
+                } else {
+                    "None".to_string()
+                },
+            );
+            Draft::new(LineKind::Error, Level::Error, C_ENGINE, message).tagged(order.incident)
+        }
     }
 
     fn on_canceled(&mut self, key: u64, venue_ts: i64, t: i64) -> Draft {
@@ -1385,7 +2101,7 @@ impl Generator {
         let next_fill_gap = self.resting_ns(300.0, 0.9, 20.0, 5_000.0);
         let taker_next = self.uniform_us(200, 1_500);
         let race_at = t + self.uniform_us(2_000, 8_000);
-        let race_error_at = race_at + self.uniform_us(50, 300);
+        let race_warn_at = race_at + self.uniform_us(50, 300);
         let race_latency = self.venue_latency();
         let trade_step = self.rng.random_range(1..=300);
 
@@ -1436,12 +2152,13 @@ impl Generator {
         let (client_id, pos_side, reduce) = (order.client_id.clone(), order.pos_side, order.reduce);
         let (cancel_race, venue_id, ord_type) = (order.cancel_race, order.venue_id, order.ord_type);
 
+        let wallet_before = self.wallet;
         let position_message = self.apply_fill(
             inst, pos_side, reduce, &client_id, lots, px, commission, venue_ts,
         );
+        let wallet_delta = self.wallet - wallet_before;
         let net_message = self.net_position(inst);
         let maint = self.margin_maint_line(inst);
-        let state = self.account_state();
         self.schedule(
             net_line_at,
             Event::Line(Draft::new(
@@ -1458,10 +2175,9 @@ impl Generator {
         } else {
             (LineKind::OrderPartiallyFilled, Effect::None)
         };
-        self.schedule(
-            fill_line_at,
-            Event::Line(Draft::new(kind, Level::Info, STRATEGY, fill_message).with_effect(effect)),
-        );
+        let mut fill = Draft::new(kind, Level::Info, STRATEGY, fill_message).with_effect(effect);
+        fill.wallet_delta = wallet_delta;
+        self.schedule(fill_line_at, Event::Line(fill));
         self.schedule(
             position_line_at,
             Event::Line(Draft::new(
@@ -1471,7 +2187,7 @@ impl Generator {
                 position_message,
             )),
         );
-        self.schedule(account_line_at, Event::Line(state));
+        self.schedule(account_line_at, Event::AccountState);
 
         if finished {
             if let Some(order) = self.orders.remove(&key) {
@@ -1482,12 +2198,13 @@ impl Generator {
                 call.status = 400;
                 call.error = Some((-2011, "Unknown order sent.".to_string()));
                 self.schedule(race_at, Event::Http(call));
+                // The Binance adapter treats -2011 as a rejected cancel, not an error.
                 let message = format!(
-                    "Cannot cancel order {client_id} (venue_order_id={venue_id}): BinanceClientError(status=400, message={{'code': -2011, 'msg': 'Unknown order sent.'}})"
+                    "Cancel rejected for {client_id} (venue_order_id={venue_id}): {{'code': -2011, 'msg': 'Unknown order sent.'}}"
                 );
                 self.schedule(
-                    race_error_at,
-                    Event::Line(Draft::new(LineKind::Error, Level::Error, C_EXEC, message)),
+                    race_warn_at,
+                    Event::Line(Draft::new(LineKind::Warning, Level::Warn, C_EXEC, message)),
                 );
             }
         } else {
@@ -1568,6 +2285,13 @@ impl Generator {
                 "PositionChanged"
             }
         };
+        self.position_message(inst, side, event, ts)
+    }
+
+    fn position_message(&self, inst: usize, side: PosSide, event: &str, ts: i64) -> String {
+        let spec = &INSTRUMENTS[inst];
+        let scale = 10f64.powi(spec.price_precision as i32);
+        let sign = side.sign();
         let mid = self.mids[inst] / scale;
         let pos = &self.positions[inst][side.index()];
         let closed = pos.lots == 0;
@@ -1619,7 +2343,8 @@ impl Generator {
     }
 
     /// The venue-reported account state: Binance pushes one after every
-    /// balance change, and its `margins` list is empty in live mode.
+    /// balance change, and its `margins` list is empty in live mode. The total
+    /// is the wallet as of the fill lines already logged.
     fn account_state(&mut self) -> Draft {
         let mut locked: i64 = 0;
         for (inst, sides) in self.positions.iter().enumerate() {
@@ -1632,7 +2357,7 @@ impl Generator {
                 locked += self.order_notional(order) / LEVERAGE;
             }
         }
-        let total = self.wallet;
+        let total = self.reported_wallet;
         let locked = locked.clamp(0, total.max(0));
         let message = format!(
             "Updated AccountState(account_id={ACCOUNT_ID}, account_type=MARGIN, base_currency=None, is_reported=True, balances=[AccountBalance(total={} USDT, locked={} USDT, free={} USDT)], margins=[], event_id={})",
@@ -1646,6 +2371,17 @@ impl Generator {
 
     // ----- REST, rate limits, WebSocket, heartbeats, secrets --------------
 
+    /// The polling budget left in this weight window.
+    fn weight_cap(&self, t: i64) -> u32 {
+        if self.active[IncidentKind::RateLimitPressure.index()].is_some()
+            || t < self.pressure_tail_until
+        {
+            PRESSURE_WEIGHT_CAP
+        } else {
+            CALM_WEIGHT_CAP
+        }
+    }
+
     fn rest_poll(&mut self, t: i64) -> Draft {
         let total: u32 = POLLS.iter().map(|p| p.3).sum();
         let mut roll = self.rng.random_range(0..total);
@@ -1658,46 +2394,70 @@ impl Generator {
             roll -= poll.3;
         }
         let (method, path, weight, _) = pick;
-        let mut call = HttpCall::ok(
-            method,
-            path,
-            self.lognormal_ns(11.0, 0.6, 2.0, 400.0),
-            weight,
-        );
-        let roll: f64 = self.rng.random();
-        if roll < 0.004 {
-            call.status = 429;
-            call.retry_after_s = Some(self.rng.random_range(5..=60));
-        } else if roll < 0.005 {
-            call.status = 418;
-            call.error = Some((
-                -1003,
-                format!(
-                    "Way too many requests; IP banned until {}. Please use the websocket for live updates to avoid bans.",
-                    t / MS + 120_000
-                ),
-            ));
-        } else if roll < 0.010 {
-            let (status, error) = match self.rng.random_range(0..3) {
-                0 => (502, None),
-                1 => (
-                    503,
-                    Some((
-                        -1001,
-                        "Internal error; unable to process your request. Please try again.",
-                    )),
-                ),
-                _ => (
-                    504,
-                    Some((
-                        -1007,
-                        "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-                    )),
-                ),
-            };
-            call.status = status;
-            call.error = error.map(|(code, msg)| (code, msg.to_string()));
-            call.latency_ns = self.lognormal_ns(2_000.0, 0.7, 300.0, 10_000.0);
+        let latency = self.lognormal_ns(11.0, 0.6, 2.0, 400.0);
+        let failing = self.active[IncidentKind::ExchangeErrors.index()];
+        if failing.is_some() && self.rng.random_bool(EXCHANGE_FAILURE_SHARE) {
+            let call = self.failed_call(method, path, weight, t, failing);
+            return self.http_line(call, t);
+        }
+        let cap = self.weight_cap(t);
+        if *self.weight_1m.at(t) + weight > cap {
+            // The client throttles itself instead of spending the budget.
+            return self.heartbeat();
+        }
+        self.http_line(HttpCall::ok(method, path, latency, weight), t)
+    }
+
+    /// A REST call during `exchange_errors`: mostly 5xx after a long wait,
+    /// sometimes Binance's 418 ban.
+    fn failed_call(
+        &mut self,
+        method: &'static str,
+        path: &'static str,
+        weight: u32,
+        t: i64,
+        incident: Option<u16>,
+    ) -> HttpCall {
+        let latency = self.lognormal_ns(2_000.0, 0.7, 300.0, 10_000.0);
+        let mut call = HttpCall::ok(method, path, latency, weight);
+        call.incident = incident;
+        let (status, error) = match self.rng.random_range(0..20) {
+            0 => (
+                418,
+                Some((
+                    -1003,
+                    format!(
+                        "Way too many requests; IP banned until {}. Please use the websocket for live updates to avoid bans.",
+                        t / MS + 120_000
+                    ),
+                )),
+            ),
+            1..=6 => (502, None),
+            7..=13 => (
+                503,
+                Some((
+                    -1001,
+                    "Internal error; unable to process your request. Please try again.".to_string(),
+                )),
+            ),
+            _ => (
+                504,
+                Some((
+                    -1007,
+                    "Timeout waiting for response from backend server. Send status unknown; execution status unknown.".to_string(),
+                )),
+            ),
+        };
+        call.status = status;
+        call.error = error;
+        call
+    }
+
+    fn on_http(&mut self, call: HttpCall, t: i64) -> Draft {
+        if call.ramp && *self.weight_1m.at(t) >= PRESSURE_WEIGHT_TARGET {
+            // The ramp already got there (other calls helped); this one is
+            // never sent.
+            return self.rate_limit_line(t);
         }
         self.http_line(call, t)
     }
@@ -1711,8 +2471,7 @@ impl Generator {
             call.status = 429;
             call.retry_after_s = Some(seconds_left);
         }
-        // A refused request costs no weight. Random 429s (Binance also
-        // throttles bursts and per-endpoint) therefore show the real budget.
+        // A refused request costs no weight.
         if call.status == 429 {
             if call.error.is_none() {
                 call.error = Some((
@@ -1754,69 +2513,70 @@ impl Generator {
             418 | 500.. => Level::Error,
             _ => Level::Warn,
         };
-        Draft::new(LineKind::RestCall, level, C_HTTP, message)
+        Draft::new(LineKind::RestCall, level, C_HTTP, message).tagged(call.incident)
     }
 
     fn rate_limit_line(&mut self, t: i64) -> Draft {
         let weight = *self.weight_1m.at(t);
+        let pressure = self.active[IncidentKind::RateLimitPressure.index()];
+        if (pressure.is_some() || t < self.pressure_tail_until) && weight < PRESSURE_WEIGHT_TARGET {
+            // The periodic summary is not due while the ramp is under way.
+            return self.heartbeat();
+        }
         let o10 = *self.orders_10s.at(t);
         let o1m = *self.orders_1m.at(t);
         let pct = 100.0 * weight as f64 / WEIGHT_LIMIT as f64;
-        let hot = weight * 5 >= WEIGHT_LIMIT * 4
+        let hot = weight >= HOT_WEIGHT
             || o10 * 5 >= ORDERS_10S_LIMIT * 4
             || o1m * 5 >= ORDERS_1M_LIMIT * 4;
         let message = format!(
-            "{}REQUEST_WEIGHT={weight}/{WEIGHT_LIMIT} ({pct:.1}%), ORDERS_10S={o10}/{ORDERS_10S_LIMIT}, ORDERS_1M={o1m}/{ORDERS_1M_LIMIT}",
-            if hot {
-                "Approaching rate limit, throttling requests: "
-            } else {
-                "Rate limit usage: "
-            },
+            "Rate limit usage: REQUEST_WEIGHT={weight}/{WEIGHT_LIMIT} ({pct:.1}%), ORDERS_10S={o10}/{ORDERS_10S_LIMIT}, ORDERS_1M={o1m}/{ORDERS_1M_LIMIT}",
         );
         let level = if hot { Level::Warn } else { Level::Info };
-        Draft::new(LineKind::RateLimit, level, C_HTTP, message)
+        Draft::new(LineKind::RateLimit, level, C_HTTP, message).tagged(pressure)
     }
 
-    fn ws_connect(&mut self) -> Option<Draft> {
-        let idle: Vec<usize> = (0..self.streams.len())
-            .filter(|&i| self.streams[i].state == WsState::Idle)
-            .collect();
-        if idle.is_empty() {
-            return None;
+    /// `rate_limit_pressure`: at the start of each weight window, a burst of
+    /// the heaviest call there is (24h tickers of every symbol, weight 40)
+    /// takes the counter to [`PRESSURE_WEIGHT_TARGET`] within ~0.1 s.
+    fn pressure_tick(&mut self, t: i64, incident: u16) {
+        let bucket = t.div_euclid(self.weight_1m.period);
+        if bucket == self.pressure_bucket {
+            return;
         }
-        let i = idle[self.rng.random_range(0..idle.len())];
-        self.streams[i].state = WsState::Connected;
-        let message = format!("Connected to {}", self.streams[i].url);
-        Some(Draft::new(
-            LineKind::WebSocketConnected,
-            Level::Info,
-            C_WS,
-            message,
-        ))
+        self.pressure_bucket = bucket;
+        let used = *self.weight_1m.at(t);
+        let calls = PRESSURE_WEIGHT_TARGET.saturating_sub(used).div_ceil(40);
+        let mut due = t;
+        for _ in 0..calls {
+            due += self.uniform_us(500, 2_500);
+            let latency = self.lognormal_ns(25.0, 0.4, 8.0, 150.0);
+            let mut call = HttpCall::ok("GET", "/fapi/v1/ticker/24hr", latency, 40);
+            call.ramp = true;
+            call.incident = Some(incident);
+            self.schedule(due, Event::Http(call));
+        }
     }
 
-    fn ws_disconnect(&mut self, t: i64) -> Option<Draft> {
-        let connected: Vec<usize> = (0..self.streams.len())
+    /// Wait before the next calm drop (see [`WS_DROP_MIN_GAP`]).
+    fn ws_drop_wait(&mut self) -> i64 {
+        let u: f64 = self.rng.random();
+        (-(1.0 - u).ln() * WS_DROP_MEAN_WAIT) as i64
+    }
+
+    /// A calm drop: the stream is back within 1.5 s.
+    fn ws_drop(&mut self, t: i64) -> Option<Draft> {
+        let connected = (0..self.streams.len())
             .filter(|&i| self.streams[i].state == WsState::Connected)
-            .collect();
-        if connected.is_empty() {
+            .count();
+        if connected == 0 {
             return None;
         }
-        let i = connected[self.rng.random_range(0..connected.len())];
-        if !self.streams[i].core && self.rng.random_bool(0.4) {
-            self.streams[i].state = WsState::Idle;
-            let message = format!(
-                "Disconnected from {}: code=1000 (normal closure)",
-                self.streams[i].url
-            );
-            return Some(Draft::new(
-                LineKind::WebSocketDisconnected,
-                Level::Info,
-                C_WS,
-                message,
-            ));
-        }
-        let backoff = self.lognormal_ns(1_500.0, 0.6, 200.0, 10_000.0);
+        let nth = self.rng.random_range(0..connected);
+        let i = (0..self.streams.len())
+            .filter(|&i| self.streams[i].state == WsState::Connected)
+            .nth(nth)?;
+        let backoff = self.lognormal_ns(700.0, 0.5, 200.0, 1_500.0);
         let reason = if self.rng.random_bool(0.7) {
             "code=1006 (abnormal closure)"
         } else {
@@ -1835,6 +2595,67 @@ impl Generator {
             C_WS,
             message,
         ))
+    }
+
+    /// Backoff after failed reconnect attempt `n`: 2 s, 4 s, then 5 s.
+    fn ws_backoff(attempt: u32) -> i64 {
+        (1i64 << attempt.min(3)).min(5) * SEC
+    }
+
+    fn ws_attempt(&mut self, incident: usize, stream: usize, attempt: u32, t: i64) -> Draft {
+        if self.active[IncidentKind::WsOutage.index()] != Some(incident as u16) {
+            return self.heartbeat();
+        }
+        let backoff = Self::ws_backoff(attempt);
+        let failure = WS_FAILURES[attempt as usize % WS_FAILURES.len()];
+        let message = format!(
+            "Error connecting to exchange: {}: {failure}, retrying in {:.1}s (attempt {attempt})",
+            self.streams[stream].url,
+            backoff as f64 / SEC as f64,
+        );
+        if t + backoff < self.incident_state[incident].end {
+            self.schedule(
+                t + backoff,
+                Event::WsAttempt {
+                    incident,
+                    stream,
+                    attempt: attempt + 1,
+                },
+            );
+        }
+        Draft::new(LineKind::Error, Level::Error, C_DATA, message).tagged(Some(incident as u16))
+    }
+
+    fn exchange_error(&mut self, incident: usize, t: i64) -> Draft {
+        if self.active[IncidentKind::ExchangeErrors.index()] != Some(incident as u16) {
+            return self.heartbeat();
+        }
+        let next = t + self.uniform_us(1_000_000, 3_000_000);
+        if next < self.incident_state[incident].end {
+            self.schedule(next, Event::ExchangeError { incident });
+        }
+        let message = EXCHANGE_ERRORS[self.rng.random_range(0..EXCHANGE_ERRORS.len())];
+        Draft::new(LineKind::Error, Level::Error, C_EXEC, message.to_string())
+            .tagged(Some(incident as u16))
+    }
+
+    /// Harmless WARN lines a healthy grid bot writes now and then.
+    fn benign_warning(&mut self) -> Draft {
+        let inst = self.rng.random_range(0..INSTRUMENTS.len());
+        let message = if self.rng.random_bool(0.5) {
+            format!(
+                "Grid update skipped for {}: spread {}bps above max 3bps",
+                INSTRUMENTS[inst].id,
+                self.rng.random_range(4..=12)
+            )
+        } else {
+            format!(
+                "Quote for {} is {}ms old, skipping grid update",
+                INSTRUMENTS[inst].id,
+                self.rng.random_range(250..=900)
+            )
+        };
+        Draft::new(LineKind::Warning, Level::Warn, STRATEGY, message)
     }
 
     fn heartbeat(&mut self) -> Draft {
@@ -1861,6 +2682,387 @@ impl Generator {
             fmt_fixed(short.lots, 3),
         );
         Draft::new(LineKind::Heartbeat, Level::Info, STRATEGY, message)
+    }
+
+    // ----- planted incidents --------------------------------------------
+
+    /// Turns `at_seconds` into stamps once the first line fixed the origin.
+    fn build_timeline(&mut self, t0: i64) {
+        let mut timeline = Vec::new();
+        for (i, incident) in self.incidents.iter().enumerate() {
+            let start = t0.saturating_add((incident.at_seconds * SEC as f64) as i64);
+            let end = start.saturating_add((incident.duration_seconds * SEC as f64) as i64);
+            self.incident_state[i].start = start;
+            self.incident_state[i].end = end;
+            match incident.kind {
+                IncidentKind::PositionJump => {
+                    timeline.push(((start - QUIET_LEAD).max(t0), i, Phase::Prepare));
+                    timeline.push((start, i, Phase::Start));
+                }
+                // Single events, and gaps that end themselves.
+                IncidentKind::BalanceJump | IncidentKind::Silence | IncidentKind::Restart => {
+                    timeline.push((start, i, Phase::Start));
+                }
+                _ => {
+                    timeline.push((start, i, Phase::Start));
+                    timeline.push((end, i, Phase::End));
+                }
+            }
+        }
+        // An incident ending when the next of its kind starts ends first.
+        let rank = |phase: Phase| match phase {
+            Phase::End => 0,
+            Phase::Prepare => 1,
+            Phase::Start => 2,
+        };
+        timeline.sort_by_key(|&(time, i, phase)| (time, rank(phase), i));
+        self.timeline = timeline.into();
+        self.next_incident_ns = self.timeline.front().map_or(i64::MAX, |e| e.0);
+    }
+
+    fn run_timeline(&mut self, vnow: i64) {
+        while let Some(&(time, i, phase)) = self.timeline.front() {
+            if time > vnow {
+                break;
+            }
+            self.timeline.pop_front();
+            match phase {
+                Phase::Prepare => self.prepare_position_jump(i),
+                Phase::Start => self.begin(i, vnow),
+                Phase::End => self.finish(i, vnow),
+            }
+        }
+        self.next_incident_ns = self.timeline.front().map_or(i64::MAX, |e| e.0);
+    }
+
+    fn begin(&mut self, i: usize, t: i64) {
+        let kind = self.incidents[i].kind;
+        let tag = Some(i as u16);
+        let IncidentState { start, end, .. } = self.incident_state[i];
+        self.stats.incidents[i].start_ns = Some(t);
+        if !kind.is_single_event() {
+            self.active[kind.index()] = tag;
+        }
+        match kind {
+            IncidentKind::WsOutage => {
+                let stream = 0;
+                let was = self.streams[stream].state;
+                self.streams[stream].state = WsState::Down;
+                if was != WsState::Reconnecting {
+                    let message = format!(
+                        "Disconnected from {}: code=1006 (abnormal closure), reconnecting in 1.0s",
+                        self.streams[stream].url
+                    );
+                    let draft =
+                        Draft::new(LineKind::WebSocketDisconnected, Level::Warn, C_WS, message);
+                    self.script.push_back(Script::Line(t, draft.tagged(tag)));
+                }
+                if t + SEC < end {
+                    let event = Event::WsAttempt {
+                        incident: i,
+                        stream,
+                        attempt: 1,
+                    };
+                    self.schedule(t + SEC, event);
+                }
+            }
+            IncidentKind::ExchangeErrors => {
+                let first = t + self.uniform_us(100_000, 1_000_000);
+                if first < end {
+                    self.schedule(first, Event::ExchangeError { incident: i });
+                }
+            }
+            IncidentKind::RateLimitPressure => self.pressure_bucket = i64::MIN,
+            IncidentKind::Silence => {
+                // No line falls between the last one and the end of the gap.
+                let first_free = self.last_ns.map_or(start, |last| last + 1);
+                self.stats.incidents[i].start_ns = Some(start.max(first_free));
+                self.script.push_back(Script::Gap {
+                    until: end,
+                    incident: i,
+                });
+            }
+            IncidentKind::Restart => self.restart(i, t, end),
+            IncidentKind::PositionJump => self.position_jump(i, t),
+            IncidentKind::BalanceJump => self.balance_jump(i, t),
+            IncidentKind::RejectionBurst
+            | IncidentKind::ExecutionFailure
+            | IncidentKind::LatencySpike
+            | IncidentKind::ErrorSpike => {}
+        }
+    }
+
+    fn finish(&mut self, i: usize, t: i64) {
+        let kind = self.incidents[i].kind;
+        if self.active[kind.index()] == Some(i as u16) {
+            self.active[kind.index()] = None;
+        }
+        self.stats.incidents[i].end_ns = Some(t);
+        match kind {
+            IncidentKind::WsOutage => {
+                let stream = 0;
+                self.streams[stream].state = WsState::Connected;
+                let message = format!("Reconnected to {}", self.streams[stream].url);
+                let draft = Draft::new(LineKind::WebSocketReconnected, Level::Info, C_WS, message);
+                self.script
+                    .push_back(Script::Line(t, draft.tagged(Some(i as u16))));
+            }
+            IncidentKind::RateLimitPressure => {
+                // Binance's counter only drops when its window ends.
+                let calm_from = self.weight_1m.end_of(t);
+                self.pressure_tail_until = calm_from;
+                self.stats.incidents[i].end_ns = Some(calm_from);
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops new orders on the instrument whose position will jump, choosing
+    /// the side with the most lots no pending order can close, so the event
+    /// is a `PositionChanged` with no fill of that instrument in the 30 s before.
+    fn prepare_position_jump(&mut self, i: usize) {
+        let mut best: Option<(usize, PosSide)> = None;
+        let mut best_free = 0;
+        for (inst, spec) in INSTRUMENTS.iter().enumerate() {
+            for side in [PosSide::Long, PosSide::Short] {
+                let pos = &self.positions[inst][side.index()];
+                let free = (pos.lots - pos.reserved) / spec.lot_multiple;
+                if free > best_free {
+                    best_free = free;
+                    best = Some((inst, side));
+                }
+            }
+        }
+        let (inst, side) = best.map_or((0, None), |(inst, side)| (inst, Some(side)));
+        self.quiet[inst] += 1;
+        self.incident_state[i].jump = Some((inst, side));
+    }
+
+    /// An external trade (a human in the Binance app, an ADL) grows a position
+    /// the bot did not touch: Nautilus reconciles it into a position event
+    /// with no fill before it. If the instrument was flat (the jump was
+    /// planted in the first 80 s) the position opens instead.
+    fn position_jump(&mut self, i: usize, t: i64) {
+        let (inst, side) = self.incident_state[i].jump.unwrap_or((0, None));
+        self.quiet[inst] = self.quiet[inst].saturating_sub(1);
+        let spec = &INSTRUMENTS[inst];
+        let side = side
+            .filter(|s| self.positions[inst][s.index()].lots > 0)
+            .or_else(|| {
+                [PosSide::Long, PosSide::Short]
+                    .into_iter()
+                    .find(|s| self.positions[inst][s.index()].lots > 0)
+            });
+        let px = self.mids[inst] / 10f64.powi(spec.price_precision as i32);
+        let (side, event) = match side {
+            Some(side) => {
+                let pos = &mut self.positions[inst][side.index()];
+                let add = (pos.lots / 2).max(spec.max_size * spec.lot_multiple);
+                let add = add / spec.lot_multiple * spec.lot_multiple;
+                pos.avg_open =
+                    (pos.avg_open * pos.lots as f64 + px * add as f64) / (pos.lots + add) as f64;
+                pos.lots += add;
+                pos.peak = pos.peak.max(pos.lots);
+                (side, "PositionChanged")
+            }
+            None => {
+                let pos = &mut self.positions[inst][PosSide::Long.index()];
+                *pos = Position {
+                    reserved: pos.reserved,
+                    pending_open: pos.pending_open,
+                    avg_open: px,
+                    lots: spec.max_size * spec.lot_multiple,
+                    peak: spec.max_size * spec.lot_multiple,
+                    opening_order: "None".to_string(),
+                    ts_opened: t,
+                    ..Position::default()
+                };
+                (PosSide::Long, "PositionOpened")
+            }
+        };
+        let tag = Some(i as u16);
+        let net = Draft::new(
+            LineKind::Position,
+            Level::Info,
+            C_PORTFOLIO,
+            self.net_position(inst),
+        );
+        let message = self.position_message(inst, side, event, t);
+        let position = Draft::new(LineKind::Position, Level::Info, STRATEGY, message);
+        self.stats.incidents[i].end_ns = Some(t);
+        self.script.push_back(Script::Line(t, net.tagged(tag)));
+        let due = t + self.uniform_us(60, 140);
+        self.script
+            .push_back(Script::Line(due, position.tagged(tag)));
+    }
+
+    /// Money leaves the futures wallet with no trade (a transfer, a
+    /// liquidation elsewhere): two account updates in a row, the second 8%
+    /// lower, so no fill can sit between them.
+    fn balance_jump(&mut self, i: usize, t: i64) {
+        let tag = Some(i as u16);
+        let before = self.account_state().tagged(tag);
+        let delta = self.reported_wallet * BALANCE_JUMP_PER_MILLE / 1_000;
+        self.wallet += delta;
+        self.reported_wallet += delta;
+        let after = self.account_state().tagged(tag);
+        self.stats.incidents[i].end_ns = Some(t);
+        self.script.push_back(Script::Line(t, before));
+        let due = t + self.uniform_us(500, 3_000);
+        self.script.push_back(Script::Line(due, after));
+    }
+
+    /// A live node's shutdown (as NautilusTrader logs it), nothing for the
+    /// downtime, then the banner and start-up; orders still in flight are
+    /// logged after it, as reconciliation would.
+    fn restart(&mut self, i: usize, t: i64, until: i64) {
+        let trader: Cow<'static, str> = Cow::Owned(self.trader_id.clone());
+        let b = Cow::Borrowed;
+        let mut stop: Vec<(Cow<'static, str>, String)> = vec![(b(C_NODE), "STOPPING".into())];
+        for inst in &INSTRUMENTS {
+            stop.push((
+                b(STRATEGY),
+                format!(
+                    "[CMD]--> UnsubscribeQuoteTicks(instrument_id={}, client_id=None, venue=BINANCE)",
+                    inst.id
+                ),
+            ));
+        }
+        for (component, message) in [
+            (b(STRATEGY), "STOPPED"),
+            (trader.clone(), "STOPPED"),
+            (b(C_DATA), "Disconnecting..."),
+            (b(C_DATA), "Disconnected"),
+            (b(C_DATA), "STOPPED"),
+            (b("DataEngine"), "STOPPED"),
+            (b(C_RISK), "STOPPED"),
+            (b(C_EXEC), "Disconnecting..."),
+            (b(C_EXEC), "Disconnected"),
+            (b(C_EXEC), "STOPPED"),
+            (b(C_ENGINE), "STOPPED"),
+            (b("OrderEmulator"), "STOPPED"),
+            (b(C_NODE), "STOPPED"),
+            (b(C_DATA), "DISPOSED"),
+            (b("DataEngine"), "DISPOSED"),
+            (b(C_RISK), "DISPOSED"),
+            (b(C_EXEC), "DISPOSED"),
+            (b(C_ENGINE), "DISPOSED"),
+            (b("MessageBus"), "Closed message bus"),
+            (b(STRATEGY), "DISPOSED"),
+            (trader.clone(), "DISPOSED"),
+            (b(C_NODE), "DISPOSED"),
+        ] {
+            stop.push((component, message.to_string()));
+        }
+        let tag = Some(i as u16);
+        let mut due = t;
+        for (component, message) in stop {
+            self.script
+                .push_back(Script::Line(due, lifecycle(component, message, tag)));
+            due += self.uniform_us(20, 400);
+        }
+        for stream in &mut self.streams {
+            if stream.state != WsState::Down {
+                stream.state = WsState::Connected;
+            }
+        }
+        self.script.push_back(Script::Gap { until, incident: i });
+
+        let mut start: Vec<(Cow<'static, str>, String)> = vec![(b(C_NODE), RULE.into())];
+        for line in [
+            " NAUTILUS TRADER - Automated Algorithmic Trading Platform",
+            " by Nautech Systems Pty Ltd.",
+            " Copyright (C) 2015-2025. All rights reserved.",
+            RULE,
+        ]
+        .into_iter()
+        .chain(BANNER_LOGO)
+        .chain([RULE, " IDENTIFIERS", RULE])
+        {
+            start.push((b(C_NODE), line.to_string()));
+        }
+        let instance = self.uuid4();
+        let pid = self.rng.random_range(1_000..60_000);
+        for message in [
+            format!("trader_id: {}", self.trader_id),
+            "machine_id: bot-1".to_string(),
+            format!("instance_id: {instance}"),
+            format!("PID: {pid}"),
+            RULE.to_string(),
+            " VERSIONING".to_string(),
+            RULE.to_string(),
+            "nautilus_trader: 1.221.0".to_string(),
+            "python: 3.11.7".to_string(),
+            RULE.to_string(),
+            "Building system kernel".to_string(),
+        ] {
+            start.push((b(C_NODE), message));
+        }
+        let open_orders = self.orders.values().filter(|o| o.accepted).count();
+        let open_positions = self
+            .positions
+            .iter()
+            .flatten()
+            .filter(|p| p.lots > 0)
+            .count();
+        let next_order = self.next_order_no - 1;
+        for (component, message) in [
+            (b("Cache"), "READY".to_string()),
+            (b("DataEngine"), "READY".to_string()),
+            (b(C_RISK), "READY".to_string()),
+            (b(C_RISK), "TradingState is ACTIVE".to_string()),
+            (b(C_ENGINE), "READY".to_string()),
+            (b("OrderEmulator"), "READY".to_string()),
+            (trader.clone(), "READY".to_string()),
+            (b(C_DATA), "READY".to_string()),
+            (b(C_EXEC), "READY".to_string()),
+            (b(STRATEGY), "READY".to_string()),
+            (b(C_NODE), "STARTING".to_string()),
+            (b(C_DATA), "Connecting...".to_string()),
+            (b(C_DATA), "Connected".to_string()),
+            (b(C_DATA), "RUNNING".to_string()),
+            (b("DataEngine"), "RUNNING".to_string()),
+            (b(C_RISK), "RUNNING".to_string()),
+            (b(C_EXEC), "Connecting...".to_string()),
+            (b(C_EXEC), "Connected".to_string()),
+            (b(C_EXEC), "RUNNING".to_string()),
+            (b(C_ENGINE), "RUNNING".to_string()),
+            (b("OrderEmulator"), "RUNNING".to_string()),
+            (
+                b(C_PORTFOLIO),
+                format!("Initialized {open_orders} open orders"),
+            ),
+            (
+                b(C_PORTFOLIO),
+                format!("Initialized {open_positions} open positions"),
+            ),
+            (
+                b(STRATEGY),
+                format!("Set ClientOrderIdGenerator client_order_id count to {next_order}"),
+            ),
+            (b(STRATEGY), "RUNNING".to_string()),
+            (trader, "RUNNING".to_string()),
+            (b(C_NODE), "RUNNING".to_string()),
+        ] {
+            start.push((component, message));
+        }
+        let mut due = until;
+        for (component, message) in start {
+            self.script
+                .push_back(Script::Line(due, lifecycle(component, message, tag)));
+            due += self.uniform_us(20, 400);
+        }
+        for s in 0..self.streams.len() {
+            if self.streams[s].state == WsState::Down {
+                continue;
+            }
+            let message = format!("Connected to {}", self.streams[s].url);
+            let draft = Draft::new(LineKind::WebSocketConnected, Level::Info, C_WS, message);
+            self.script.push_back(Script::Line(due, draft.tagged(tag)));
+            due += self.uniform_us(5_000, 40_000);
+        }
+        let state = self.account_state().tagged(tag);
+        self.script.push_back(Script::Line(due, state));
     }
 
     /// Lines in the shapes the live Binance adapter really writes with
@@ -1988,20 +3190,44 @@ fn random_string(rng: &mut StdRng, alphabet: &[u8], len: usize) -> String {
         .collect()
 }
 
-/// RFC 3339 with exactly nine fractional digits and a `Z`, as Nautilus writes.
-fn push_timestamp(out: &mut String, ns: i64) {
-    let dt = DateTime::from_timestamp_nanos(ns);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.nanosecond(),
-    );
+/// Stamps lines in RFC 3339 with exactly nine fractional digits and a `Z`, as
+/// Nautilus writes. It keeps the `YYYY-MM-DDTHH:MM:SS.` part of the last
+/// second: consecutive lines share it, and formatting dates was a good part
+/// of a line's cost.
+#[derive(Default)]
+struct SecondStamp {
+    second: Option<i64>,
+    prefix: String,
+}
+
+impl SecondStamp {
+    fn push(&mut self, out: &mut String, ns: i64) {
+        let (second, nanos) = (ns.div_euclid(SEC), ns.rem_euclid(SEC));
+        if self.second != Some(second) {
+            let dt = DateTime::from_timestamp_nanos(second * SEC);
+            self.prefix.clear();
+            let _ = write!(
+                self.prefix,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+            );
+            self.second = Some(second);
+        }
+        out.push_str(&self.prefix);
+        let mut digits = [b'0'; 9];
+        let mut rest = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000000"));
+        out.push('Z');
+    }
 }
 
 /// `O-YYYYMMDD-HHMMSS-<trader tag>-<strategy tag>-<n>`, Nautilus' client order id.
@@ -2116,10 +3342,18 @@ fn fmt_return(r: f64) -> String {
     }
 }
 
+fn lifecycle(component: Cow<'static, str>, message: String, incident: Option<u16>) -> Draft {
+    Draft {
+        component,
+        ..Draft::new(LineKind::Lifecycle, Level::Info, "", message)
+    }
+    .tagged(incident)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     fn start() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2024-06-03T00:00:00Z")
@@ -2144,6 +3378,33 @@ mod tests {
         run(config, n, chrono::Duration::milliseconds(5))
     }
 
+    fn with_incidents(incidents: &[(IncidentKind, f64, f64)]) -> DemoConfig {
+        DemoConfig {
+            incidents: incidents
+                .iter()
+                .map(|&(kind, at, duration)| Incident::new(kind, at, duration))
+                .collect(),
+            ..DemoConfig::default()
+        }
+    }
+
+    /// One incident of every kind, spread over 250 s.
+    fn every_incident() -> DemoConfig {
+        with_incidents(&[
+            (IncidentKind::WsOutage, 20.0, 15.0),
+            (IncidentKind::RejectionBurst, 40.0, 15.0),
+            (IncidentKind::ExecutionFailure, 60.0, 10.0),
+            (IncidentKind::LatencySpike, 75.0, 10.0),
+            (IncidentKind::RateLimitPressure, 90.0, 20.0),
+            (IncidentKind::ExchangeErrors, 120.0, 15.0),
+            (IncidentKind::Silence, 140.0, 10.0),
+            (IncidentKind::ErrorSpike, 155.0, 10.0),
+            (IncidentKind::PositionJump, 170.0, 0.0),
+            (IncidentKind::BalanceJump, 180.0, 0.0),
+            (IncidentKind::Restart, 190.0, 20.0),
+        ])
+    }
+
     fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         let key = format!("{name}=");
         let start = line.find(&key)? + key.len();
@@ -2152,11 +3413,25 @@ mod tests {
         Some(&rest[..end])
     }
 
+    fn number_after(line: &str, key: &str) -> Option<i64> {
+        let start = line.find(key)? + key.len();
+        let digits: String = line[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    }
+
     fn line_ns(line: &str) -> i64 {
         DateTime::parse_from_rfc3339(&line[..30])
             .unwrap()
             .timestamp_nanos_opt()
             .unwrap()
+    }
+
+    fn level(line: &str) -> &str {
+        let rest = &line[32..];
+        &rest[..rest.find(']').unwrap()]
     }
 
     /// Checks the PLAIN prefix by hand and returns (level, component, message).
@@ -2191,6 +3466,874 @@ mod tests {
         (level, component, message)
     }
 
+    /// HTTP status of a `BinanceFuturesHttpClient` response line.
+    fn http_status(line: &str) -> Option<u16> {
+        let message = line.split_once("BinanceFuturesHttpClient: ")?.1;
+        let mut words = message.split(' ');
+        let (_method, _path) = (words.next()?, words.next()?);
+        words.next()?.parse().ok()
+    }
+
+    /// The used request weight a line reports, from a response header or a
+    /// `Rate limit usage:` summary.
+    fn used_weight(line: &str) -> Option<u32> {
+        number_after(line, "x-mbx-used-weight-1m=")
+            .or_else(|| number_after(line, "Rate limit usage: REQUEST_WEIGHT="))
+            .map(|w| w as u32)
+    }
+
+    fn account_total(line: &str) -> Option<f64> {
+        let total = field(line, "AccountBalance(total")?;
+        total
+            .trim_end_matches(" USDT")
+            .replace('_', "")
+            .parse()
+            .ok()
+    }
+
+    /// What a line-reading alert engine would measure, from the text alone.
+    /// State follows every line; only lines whose stamp `counted` accepts
+    /// add to the numbers, so a planted incident's window can be left out.
+    #[derive(Debug, Default)]
+    struct Health {
+        lines: usize,
+        errors: usize,
+        warnings: usize,
+        max_rejects_60s: usize,
+        max_weight: u32,
+        max_orders_10s: u32,
+        max_orders_1m: u32,
+        accept_latencies: Vec<i64>,
+        disconnects: usize,
+        max_disconnect_ns: i64,
+        bad_status: Vec<String>,
+        connection_errors: usize,
+        denied: usize,
+        exec_engine_errors: usize,
+        unexplained_positions: Vec<String>,
+        unexplained_balances: Vec<String>,
+        lifecycle: usize,
+        max_gap_ns: i64,
+        span_ns: i64,
+    }
+
+    impl Health {
+        fn p99_latency(&self) -> i64 {
+            let mut sorted = self.accept_latencies.clone();
+            sorted.sort_unstable();
+            sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+        }
+
+        fn error_share(&self) -> f64 {
+            self.errors as f64 / self.lines as f64
+        }
+
+        /// Every property of a healthy bot, the ones no alert may fire on.
+        fn assert_calm(&self, what: &str) {
+            assert!(self.lines > 1_000, "{what}: too few lines to judge");
+            assert!(
+                self.max_rejects_60s < 3,
+                "{what}: {} rejections within 60 s",
+                self.max_rejects_60s
+            );
+            assert!(
+                self.max_weight * 100 < WEIGHT_LIMIT * 60,
+                "{what}: used weight {}",
+                self.max_weight
+            );
+            assert!(
+                self.max_orders_10s * 100 < ORDERS_10S_LIMIT * 60
+                    && self.max_orders_1m * 100 < ORDERS_1M_LIMIT * 60,
+                "{what}: order counts {}/10s {}/1m",
+                self.max_orders_10s,
+                self.max_orders_1m
+            );
+            assert!(self.accept_latencies.len() > 50, "{what}: too few orders");
+            assert!(
+                self.p99_latency() < 100 * MS,
+                "{what}: p99 accept latency {} ns",
+                self.p99_latency()
+            );
+            assert!(
+                self.error_share() < 0.01,
+                "{what}: ERROR share {}",
+                self.error_share()
+            );
+            assert!(self.bad_status.is_empty(), "{what}: {:?}", self.bad_status);
+            assert_eq!(self.connection_errors, 0, "{what}: connection errors");
+            assert_eq!(
+                self.denied + self.exec_engine_errors,
+                0,
+                "{what}: failed orders"
+            );
+            assert_eq!(self.lifecycle, 0, "{what}: a restart");
+            assert!(
+                self.max_disconnect_ns <= 2 * SEC,
+                "{what}: WebSocket down for {} ns",
+                self.max_disconnect_ns
+            );
+            let hours = (self.span_ns as f64 / (3_600.0 * SEC as f64)).max(1.0);
+            assert!(
+                self.disconnects as f64 <= 6.0 * hours,
+                "{what}: {} disconnects in {hours} h",
+                self.disconnects
+            );
+            assert!(
+                self.unexplained_positions.is_empty(),
+                "{what}: {:?}",
+                &self.unexplained_positions[..1]
+            );
+            assert!(
+                self.unexplained_balances.is_empty(),
+                "{what}: {:?}",
+                &self.unexplained_balances[..1]
+            );
+            assert!(
+                self.max_gap_ns < 2 * SEC,
+                "{what}: {} ns without a line",
+                self.max_gap_ns
+            );
+        }
+    }
+
+    fn health(lines: &[DemoLine], counted: impl Fn(i64) -> bool) -> Health {
+        let mut h = Health::default();
+        let mut rejects = VecDeque::new();
+        let mut submitted: HashMap<String, i64> = HashMap::new();
+        let mut down: HashMap<String, i64> = HashMap::new();
+        let mut last_fill: HashMap<String, i64> = HashMap::new();
+        let mut fills_since_state = false;
+        let mut last_total: Option<f64> = None;
+        let mut prev: Option<i64> = None;
+        let (first, last) = (
+            line_ns(&lines[0].line),
+            line_ns(&lines.last().unwrap().line),
+        );
+        h.span_ns = last - first;
+        for l in lines {
+            let line = l.line.as_str();
+            let t = line_ns(line);
+            let counts = counted(t);
+            if let Some(p) = prev {
+                if counts && counted(p) {
+                    h.max_gap_ns = h.max_gap_ns.max(t - p);
+                }
+            }
+            prev = Some(t);
+            let level = level(line);
+            if counts {
+                h.lines += 1;
+                h.errors += (level == "ERROR") as usize;
+                h.warnings += (level == "WARN") as usize;
+                h.lifecycle += (l.kind == LineKind::Lifecycle) as usize;
+            }
+            if line.contains("<--[EVT] OrderRejected(") && counts {
+                rejects.push_back(t);
+                while rejects.front().is_some_and(|&r| r < t - 60 * SEC) {
+                    rejects.pop_front();
+                }
+                h.max_rejects_60s = h.max_rejects_60s.max(rejects.len());
+            }
+            if let (Some(w), true) = (used_weight(line), counts) {
+                h.max_weight = h.max_weight.max(w);
+            }
+            if counts {
+                for key in ["x-mbx-order-count-10s=", "ORDERS_10S="] {
+                    if let Some(n) = number_after(line, key) {
+                        h.max_orders_10s = h.max_orders_10s.max(n as u32);
+                    }
+                }
+                for key in ["x-mbx-order-count-1m=", "ORDERS_1M="] {
+                    if let Some(n) = number_after(line, key) {
+                        h.max_orders_1m = h.max_orders_1m.max(n as u32);
+                    }
+                }
+                if let Some(status) = http_status(line) {
+                    if status == 418 || status == 429 || status >= 500 {
+                        h.bad_status.push(line.to_string());
+                    }
+                }
+                h.connection_errors += line.contains("Error connecting to exchange") as usize;
+                h.denied += line.contains("<--[EVT] OrderDenied(") as usize;
+                h.exec_engine_errors +=
+                    (level == "ERROR" && line.contains(".ExecEngine: ")) as usize;
+            }
+            let ts_event = || field(line, "ts_event").unwrap().parse::<i64>().unwrap();
+            let id = || field(line, "client_order_id").unwrap().to_string();
+            if line.contains("<--[EVT] OrderSubmitted(") {
+                submitted.insert(id(), ts_event());
+            } else if line.contains("<--[EVT] OrderAccepted(") && counts {
+                h.accept_latencies.push(ts_event() - submitted[&id()]);
+            }
+            if let Some((_, rest)) = line.split_once("BinanceWebSocketClient: Disconnected from ") {
+                let url = rest.split_once(": code=").unwrap().0.to_string();
+                h.disconnects += counts as usize;
+                down.entry(url).or_insert(t);
+            } else if let Some((_, url)) = line
+                .split_once("BinanceWebSocketClient: Reconnected to ")
+                .or_else(|| line.split_once("BinanceWebSocketClient: Connected to "))
+            {
+                if let Some(since) = down.remove(url) {
+                    if counted(since) {
+                        h.max_disconnect_ns = h.max_disconnect_ns.max(t - since);
+                    }
+                }
+            }
+            if line.contains("<--[EVT] OrderFilled(") {
+                last_fill.insert(field(line, "instrument_id").unwrap().to_string(), t);
+                fills_since_state = true;
+            }
+            if line.contains("<--[EVT] Position") && counts {
+                let inst = field(line, "instrument_id").unwrap();
+                if last_fill.get(inst).is_none_or(|&f| t - f > 10 * SEC) {
+                    h.unexplained_positions.push(line.to_string());
+                }
+            }
+            if let Some(total) = account_total(line) {
+                if let Some(before) = last_total {
+                    let moved = total != before;
+                    let big = (total - before).abs() > before.abs() * 0.01;
+                    if counts && moved && (!fills_since_state || big) {
+                        h.unexplained_balances.push(line.to_string());
+                    }
+                }
+                last_total = Some(total);
+                fills_since_state = false;
+            }
+        }
+        for since in down.into_values() {
+            if counted(since) {
+                h.max_disconnect_ns = h.max_disconnect_ns.max(last - since);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn calm_defaults_are_healthy_over_200k_lines() {
+        let runs = [
+            (
+                "paced 200/s",
+                DemoConfig::default(),
+                chrono::Duration::milliseconds(5),
+            ),
+            (
+                "rate 0, seed 7",
+                DemoConfig {
+                    rate: 0.0,
+                    seed: 7,
+                    ..DemoConfig::default()
+                },
+                chrono::Duration::zero(),
+            ),
+            (
+                "paced 2000/s, seed 9",
+                DemoConfig {
+                    rate: 2_000.0,
+                    seed: 9,
+                    ..DemoConfig::default()
+                },
+                chrono::Duration::microseconds(500),
+            ),
+        ];
+        for (what, config, step) in runs {
+            let (lines, stats) = run(&config, 200_000, step);
+            let h = health(&lines, |_| true);
+            eprintln!(
+                "{what}: {} s, max rejections/60s {}, max weight {} ({:.1}%), orders {}/10s {}/1m, \
+                 p99 accept {:.1} ms, ERROR share {:.4}%, WARN share {:.3}%, disconnects {} (max {:.2} s), \
+                 max gap {:.3} s, orders {:?}",
+                h.span_ns / SEC,
+                h.max_rejects_60s,
+                h.max_weight,
+                100.0 * h.max_weight as f64 / WEIGHT_LIMIT as f64,
+                h.max_orders_10s,
+                h.max_orders_1m,
+                h.p99_latency() as f64 / MS as f64,
+                100.0 * h.error_share(),
+                100.0 * h.warnings as f64 / h.lines as f64,
+                h.disconnects,
+                h.max_disconnect_ns as f64 / SEC as f64,
+                h.max_gap_ns as f64 / SEC as f64,
+                stats.orders,
+            );
+            h.assert_calm(what);
+            // Healthy, not sterile: a few warnings, the odd rejection and
+            // reconnect still show up, and the bot keeps trading.
+            assert!(h.warnings > 100, "{what}: {} warnings", h.warnings);
+            assert!(stats.orders.rejected > 0, "{what}");
+            assert!(stats.orders.filled > 5_000, "{what}: {:?}", stats.orders);
+            assert!(lines.iter().all(|l| l.incident.is_none()));
+        }
+    }
+
+    #[test]
+    fn calm_rejections_never_bunch_even_when_all_orders_fail() {
+        let config = DemoConfig {
+            reject_ratio: 1.0,
+            ..DemoConfig::default()
+        };
+        let (lines, stats) = paced(&config, 100_000);
+        let h = health(&lines, |_| true);
+        assert_eq!(h.max_rejects_60s, 2);
+        // Two every 64 s over ~500 s.
+        assert!(
+            (14..=18).contains(&stats.orders.rejected),
+            "{:?}",
+            stats.orders
+        );
+    }
+
+    /// Runs a paced 200 lines/s stream with one incident at 200 s and returns
+    /// the lines, the stats, and the incident's start and end.
+    fn planted(kind: IncidentKind, duration: f64) -> (Vec<DemoLine>, DemoStats, i64, i64) {
+        let config = with_incidents(&[(kind, 200.0, duration)]);
+        let n = ((200.0 + duration + 150.0) * 200.0) as usize;
+        let (lines, stats) = paced(&config, n);
+        let incident = stats.incident(kind).unwrap();
+        let (begin, end) = (incident.start_ns.unwrap(), incident.end_ns.unwrap());
+        let origin = line_ns(&lines[0].line);
+        assert!(
+            (begin - origin - 200 * SEC).abs() < 20 * MS,
+            "{kind:?} began at {} ns",
+            begin - origin
+        );
+        (lines, stats, begin, end)
+    }
+
+    /// Calm before `begin` and after `end + tail`, and the incident's tagged
+    /// lines only in between.
+    fn assert_calm_outside(
+        lines: &[DemoLine],
+        kind: IncidentKind,
+        begin: i64,
+        end: i64,
+        tail: i64,
+    ) {
+        let outside = |t: i64| t < begin || t > end + tail;
+        health(lines, outside).assert_calm(kind.as_str());
+        for l in lines.iter().filter(|l| l.incident.is_some()) {
+            assert_eq!(l.incident, Some(kind));
+            assert!(
+                !outside(line_ns(&l.line)),
+                "tagged line outside: {}",
+                l.line
+            );
+        }
+    }
+
+    fn within(lines: &[DemoLine], from: i64, to: i64) -> impl Iterator<Item = (i64, &str)> {
+        lines
+            .iter()
+            .map(|l| (line_ns(&l.line), l.line.as_str()))
+            .filter(move |&(t, _)| (from..=to).contains(&t))
+    }
+
+    /// Largest distance between consecutive times, counting the ends.
+    fn max_spacing(from: i64, to: i64, times: impl Iterator<Item = i64>) -> i64 {
+        let mut last = from;
+        let mut max = 0;
+        for t in times {
+            max = max.max(t - last);
+            last = t;
+        }
+        max.max(to - last)
+    }
+
+    #[test]
+    fn ws_outage_keeps_the_stream_down_then_reconnects() {
+        let kind = IncidentKind::WsOutage;
+        let (lines, stats, begin, end) = planted(kind, 90.0);
+        assert_eq!(end - begin, 90 * SEC);
+        let down: Vec<(i64, &str)> = within(&lines, begin, end)
+            .filter(|(_, l)| {
+                l.contains("Disconnected from wss://") && l.contains("code=1006 (abnormal closure)")
+            })
+            .collect();
+        assert_eq!(down.len(), 1, "{down:?}");
+        let url = down[0]
+            .1
+            .split_once("Disconnected from ")
+            .unwrap()
+            .1
+            .split_once(": code")
+            .unwrap()
+            .0;
+        assert!(down[0].0 - begin < 10 * MS);
+        let failures: Vec<i64> = within(&lines, begin, end)
+            .filter(|(_, l)| {
+                l.contains(" [ERROR] ")
+                    && l.contains("Error connecting to exchange: ")
+                    && l.contains(url)
+            })
+            .map(|(t, _)| t)
+            .collect();
+        eprintln!(
+            "ws_outage: {} failed attempts, max spacing {} ms",
+            failures.len(),
+            max_spacing(begin, end, failures.iter().copied()) / MS
+        );
+        assert!(failures.len() >= 17, "{} failed attempts", failures.len());
+        assert!(max_spacing(begin, end, failures.iter().copied()) <= 5 * SEC + 10 * MS);
+        let back: Vec<i64> = lines
+            .iter()
+            .filter(|l| l.line.ends_with(&format!("Reconnected to {url}")))
+            .map(|l| line_ns(&l.line))
+            .filter(|&t| t > begin)
+            .collect();
+        assert!(!back.is_empty() && (back[0] - end) < 10 * MS && back[0] >= end);
+        let h = health(&lines, |t| (begin..=end).contains(&t));
+        assert!(h.max_disconnect_ns >= 90 * SEC && h.connection_errors >= 17);
+        assert_eq!(
+            stats.incident(kind).unwrap().lines as usize,
+            failures.len() + 2
+        );
+        assert_calm_outside(&lines, kind, begin, end, 10 * MS);
+    }
+
+    #[test]
+    fn rejection_burst_rejects_ten_a_minute_throughout() {
+        let kind = IncidentKind::RejectionBurst;
+        let (lines, stats, begin, end) = planted(kind, 90.0);
+        let rejected: Vec<i64> = within(&lines, begin, end + SEC)
+            .filter(|(_, l)| {
+                l.contains("<--[EVT] OrderRejected(")
+                    && l.contains("reason='Margin is insufficient.'")
+            })
+            .map(|(t, _)| t)
+            .collect();
+        let mut from = begin;
+        while from + 60 * SEC <= end {
+            let n = rejected
+                .iter()
+                .filter(|&&t| (from..from + 60 * SEC).contains(&t))
+                .count();
+            assert!(n >= 10, "{n} rejections in the minute from {from}");
+            from += SEC;
+        }
+        eprintln!(
+            "rejection_burst: {} rejections in {} s",
+            rejected.len(),
+            (end - begin) / SEC
+        );
+        assert!(rejected.len() >= 60, "{}", rejected.len());
+        assert!(stats.incident(kind).unwrap().lines >= rejected.len() as u64);
+        assert_calm_outside(&lines, kind, begin, end, 100 * MS);
+    }
+
+    #[test]
+    fn execution_failure_denies_or_errors_every_order() {
+        let kind = IncidentKind::ExecutionFailure;
+        let (lines, _, begin, end) = planted(kind, 60.0);
+        let failures: Vec<(i64, &str)> = within(&lines, begin, end + 10 * MS)
+            .filter(|(_, l)| {
+                l.contains("<--[EVT] OrderDenied(")
+                    || (l.contains(" [ERROR] ")
+                        && l.contains(".ExecEngine: Cannot execute command"))
+            })
+            .collect();
+        let denied = failures
+            .iter()
+            .filter(|(_, l)| l.contains("OrderDenied"))
+            .count();
+        eprintln!(
+            "execution_failure: {denied} OrderDenied, {} ExecEngine errors",
+            failures.len() - denied
+        );
+        assert!(
+            denied >= 20 && failures.len() - denied >= 20,
+            "{denied} of {}",
+            failures.len()
+        );
+        for (_, l) in &failures {
+            assert!(
+                field(l, "client_order_id").is_some_and(|id| id.starts_with("O-")),
+                "{l}"
+            );
+        }
+        assert!(max_spacing(begin, end, failures.iter().map(|f| f.0)) < 5 * SEC);
+        // No order sent in the window reached Binance.
+        assert!(!within(&lines, begin + 10 * MS, end)
+            .any(|(_, l)| l.contains("<--[EVT] OrderSubmitted(")));
+        assert_calm_outside(&lines, kind, begin, end, 10 * MS);
+    }
+
+    #[test]
+    fn latency_spike_slows_every_order_in_the_window() {
+        let kind = IncidentKind::LatencySpike;
+        let (lines, _, begin, end) = planted(kind, 60.0);
+        let mut submitted = HashMap::new();
+        let mut slow = 0;
+        for l in &lines {
+            let ts = field(&l.line, "ts_event").map(|v| v.parse::<i64>().unwrap());
+            if l.line.contains("<--[EVT] OrderSubmitted(") {
+                submitted.insert(
+                    field(&l.line, "client_order_id").unwrap().to_string(),
+                    ts.unwrap(),
+                );
+            } else if l.line.contains("<--[EVT] OrderAccepted(") {
+                let sent = submitted[field(&l.line, "client_order_id").unwrap()];
+                let latency = ts.unwrap() - sent;
+                if (begin..end).contains(&sent) {
+                    assert!(
+                        (SEC..=3 * SEC).contains(&latency),
+                        "{latency} ns in the spike"
+                    );
+                    slow += 1;
+                } else {
+                    assert!(latency < 250 * MS, "{latency} ns outside the spike");
+                }
+            }
+        }
+        eprintln!("latency_spike: {slow} orders accepted 1-3 s late");
+        assert!(slow >= 100, "{slow} slow orders");
+        assert_calm_outside(&lines, kind, begin, end, 3_100 * MS);
+    }
+
+    #[test]
+    fn rate_limit_pressure_holds_the_weight_above_85_percent() {
+        let kind = IncidentKind::RateLimitPressure;
+        let (lines, _, begin, end) = planted(kind, 150.0);
+        // The incident ends with the 1-minute window it ended in.
+        let period = 60 * SEC;
+        assert_eq!(end.rem_euclid(period), 0);
+        assert!(end - begin >= 150 * SEC && end - begin < 210 * SEC);
+        let mut readings = 0;
+        let mut summaries = 0;
+        for (t, l) in within(&lines, begin, end - 1) {
+            assert_ne!(http_status(l), Some(429), "{l}");
+            let Some(weight) = used_weight(l) else {
+                continue;
+            };
+            // Binance's counter restarts with every window; the bot drives it
+            // back up within the first few hundred milliseconds.
+            let into_window = t.rem_euclid(period);
+            if t - begin < SEC || into_window < SEC {
+                continue;
+            }
+            assert!(
+                weight * 100 > WEIGHT_LIMIT * 85,
+                "{weight} at {into_window} ns: {l}"
+            );
+            readings += 1;
+            if l.contains("Rate limit usage: ") {
+                assert_eq!(level(l), "WARN");
+                summaries += 1;
+            }
+        }
+        eprintln!("rate_limit_pressure: {readings} readings above 85%, {summaries} WARN summaries");
+        assert!(
+            readings > 1_000 && summaries > 100,
+            "{readings} {summaries}"
+        );
+        assert_calm_outside(&lines, kind, begin, end, 0);
+    }
+
+    #[test]
+    fn exchange_errors_fail_most_calls() {
+        let kind = IncidentKind::ExchangeErrors;
+        let (lines, _, begin, end) = planted(kind, 60.0);
+        let (mut calls, mut polls, mut failed, mut conn) = (0, 0, 0, vec![]);
+        for (t, l) in within(&lines, begin, end) {
+            if let Some(status) = http_status(l) {
+                calls += 1;
+                // Orders still go through; every polled endpoint is failing.
+                let polled = !l.contains(" /fapi/v1/order ") || l.contains(": GET ");
+                polls += polled as usize;
+                if status >= 500 || status == 418 {
+                    failed += 1;
+                    assert_eq!(level(l), "ERROR");
+                }
+            }
+            if l.contains(" [ERROR] ")
+                && l.contains("ExecClient-BINANCE: Error connecting to exchange: ")
+            {
+                conn.push(t);
+            }
+        }
+        eprintln!("exchange_errors: {failed} failed of {polls} polls / {calls} calls, {} connection errors", conn.len());
+        assert!(failed * 100 > polls * 80, "{failed} of {polls} polls");
+        assert!(failed * 100 > calls * 60, "{failed} of {calls} calls");
+        assert!(conn.len() >= 20);
+        assert!(max_spacing(begin, end, conn.into_iter()) < 4 * SEC);
+        assert_calm_outside(&lines, kind, begin, end, 10 * SEC);
+    }
+
+    #[test]
+    fn silence_leaves_a_gap_in_both_modes() {
+        let kind = IncidentKind::Silence;
+        let (lines, stats, begin, end) = planted(kind, 60.0);
+        let check = |lines: &[DemoLine], begin: i64, end: i64| {
+            assert!(end - begin >= 60 * SEC);
+            let stamps: Vec<i64> = lines.iter().map(|l| line_ns(&l.line)).collect();
+            let after = stamps.iter().position(|&t| t >= end).unwrap();
+            assert!(stamps[after - 1] < begin, "a line in the gap");
+            assert!(stamps[after] - end < 10 * MS);
+        };
+        check(&lines, begin, end);
+        assert_eq!(stats.incident(kind).unwrap().lines, 0);
+        assert_calm_outside(&lines, kind, begin, end, 0);
+
+        let config = DemoConfig {
+            rate: 0.0,
+            ..with_incidents(&[(kind, 200.0, 60.0)])
+        };
+        let (lines, stats) = run(&config, 80_000, chrono::Duration::zero());
+        let incident = stats.incident(kind).unwrap();
+        check(&lines, incident.start_ns.unwrap(), incident.end_ns.unwrap());
+        // Silence at rate 0 is a jump of the simulated clock: ~200 lines/s before.
+        let origin = line_ns(&lines[0].line);
+        let before = lines
+            .iter()
+            .filter(|l| line_ns(&l.line) < incident.start_ns.unwrap())
+            .count();
+        assert!((36_000..44_000).contains(&before), "{before} lines before");
+        assert!(incident.start_ns.unwrap() - origin >= 200 * SEC);
+    }
+
+    #[test]
+    fn a_paced_caller_that_honours_pause_until_really_pauses() {
+        let config = with_incidents(&[
+            (IncidentKind::Silence, 100.0, 30.0),
+            (IncidentKind::Restart, 200.0, 40.0),
+        ]);
+        let mut generator = Generator::new(&config);
+        let mut now = start();
+        let mut lines = Vec::new();
+        let mut pauses = Vec::new();
+        while now < start() + chrono::Duration::seconds(300) {
+            if let Some(until) = generator.pause_until(now) {
+                pauses.push((now, until));
+                now = until;
+                continue;
+            }
+            lines.push((now, generator.next_line(now)));
+            now += chrono::Duration::milliseconds(5);
+        }
+        assert_eq!(pauses.len(), 2, "{pauses:?}");
+        assert!(pauses[0].1 - pauses[0].0 >= chrono::Duration::milliseconds(29_990));
+        assert!(pauses[1].1 - pauses[1].0 >= chrono::Duration::milliseconds(39_000));
+        // Nothing runs ahead of the wall clock: the pause was real.
+        for (now, l) in &lines {
+            let t = line_ns(&l.line);
+            let wall = now.timestamp_nanos_opt().unwrap();
+            assert!(t <= wall + 50 * MS, "{} ahead of {now}", l.line);
+        }
+        let stats = generator.stats();
+        let silence = stats.incident(IncidentKind::Silence).unwrap();
+        assert!(silence.end_ns.unwrap() - silence.start_ns.unwrap() >= 30 * SEC);
+    }
+
+    #[test]
+    fn error_spike_makes_a_quarter_of_lines_errors() {
+        let kind = IncidentKind::ErrorSpike;
+        let (lines, _, begin, end) = planted(kind, 60.0);
+        let mut from = begin;
+        while from < end {
+            let slice: Vec<&str> = within(&lines, from, (from + 10 * SEC).min(end))
+                .map(|(_, l)| l)
+                .collect();
+            let errors = slice.iter().filter(|l| level(l) == "ERROR").count();
+            eprintln!("error_spike: {errors} ERROR of {} lines", slice.len());
+            assert!(
+                errors * 100 > slice.len() * 15,
+                "{errors} of {}",
+                slice.len()
+            );
+            assert!(!slice.iter().any(|l| l.contains("Error connecting")));
+            from += 10 * SEC;
+        }
+        assert_calm_outside(&lines, kind, begin, end, 0);
+    }
+
+    #[test]
+    fn position_jump_changes_a_position_with_no_fill() {
+        let kind = IncidentKind::PositionJump;
+        let (lines, stats, begin, end) = planted(kind, 0.0);
+        assert_eq!(begin, end);
+        let jump = lines
+            .iter()
+            .find(|l| l.incident == Some(kind) && l.line.contains("<--[EVT] PositionChanged("))
+            .expect("a PositionChanged");
+        let t = line_ns(&jump.line);
+        let inst = field(&jump.line, "instrument_id").unwrap();
+        let position = field(&jump.line, "position_id").unwrap();
+        let last_fill = lines
+            .iter()
+            .filter(|l| {
+                line_ns(&l.line) < t
+                    && l.line.contains("<--[EVT] OrderFilled(")
+                    && l.line.contains(inst)
+            })
+            .map(|l| line_ns(&l.line))
+            .max()
+            .unwrap();
+        eprintln!(
+            "position_jump: last fill of {inst} {} s before",
+            (t - last_fill) / SEC
+        );
+        assert!(t - last_fill > 30 * SEC, "fill {} ns before", t - last_fill);
+        let before: f64 = lines
+            .iter()
+            .filter(|l| {
+                line_ns(&l.line) < t && l.line.contains(&format!("position_id={position},"))
+            })
+            .filter_map(|l| field(&l.line, "quantity"))
+            .next_back()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let after: f64 = field(&jump.line, "quantity").unwrap().parse().unwrap();
+        assert!(after > before, "{before} -> {after}");
+        assert_eq!(stats.incident(kind).unwrap().lines, 2);
+        assert_calm_outside(&lines, kind, begin, end, 10 * MS);
+    }
+
+    #[test]
+    fn balance_jump_moves_the_balance_with_no_fill() {
+        let kind = IncidentKind::BalanceJump;
+        let (lines, _, begin, end) = planted(kind, 0.0);
+        let states: Vec<(usize, f64)> = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| account_total(&l.line).map(|t| (i, t)))
+            .collect();
+        let jumps: Vec<&[(usize, f64)]> = states
+            .windows(2)
+            .filter(|w| (w[1].1 - w[0].1).abs() > w[0].1 * 0.05)
+            .collect();
+        assert_eq!(jumps.len(), 1);
+        let [(a, before), (b, after)] = jumps[0] else {
+            unreachable!()
+        };
+        assert!(lines[*a + 1..*b]
+            .iter()
+            .all(|l| !l.line.contains("OrderFilled(")));
+        assert!((after / before - 0.92).abs() < 1e-6, "{before} -> {after}");
+        assert!(line_ns(&lines[*b].line) - begin < 5 * MS);
+        assert_calm_outside(&lines, kind, begin, end, 10 * MS);
+    }
+
+    #[test]
+    fn restart_stops_waits_and_starts_again() {
+        let kind = IncidentKind::Restart;
+        let (lines, _, begin, end) = planted(kind, 45.0);
+        assert!(end - begin >= 45 * SEC && end - begin < 45 * SEC + 50 * MS);
+        let ours: Vec<&DemoLine> = lines.iter().filter(|l| l.incident == Some(kind)).collect();
+        let position = |needle: &str| {
+            ours.iter()
+                .position(|l| l.line.ends_with(needle))
+                .unwrap_or_else(|| panic!("no {needle}"))
+        };
+        let order = [
+            "TradingNode: STOPPING",
+            "TradingNode: STOPPED",
+            "TradingNode: DISPOSED",
+            "TradingNode:  NAUTILUS TRADER - Automated Algorithmic Trading Platform",
+            "TradingNode: STARTING",
+            "TradingNode: RUNNING",
+        ];
+        let at: Vec<usize> = order.iter().map(|n| position(n)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        let disposed = line_ns(&ours[at[2]].line);
+        let banner = line_ns(&ours[at[3] - 1].line);
+        assert!(banner >= end);
+        // Down in between: not a single line.
+        assert!(!lines
+            .iter()
+            .any(|l| (disposed + 1..banner).contains(&line_ns(&l.line))));
+        assert!(line_ns(&ours[at[0]].line) - begin < 10 * MS);
+        assert_calm_outside(&lines, kind, begin, end, 2 * SEC);
+    }
+
+    #[test]
+    fn incidents_are_deterministic_and_wrap_every_kind() {
+        let config = every_incident();
+        let (a, stats_a) = paced(&config, 50_000);
+        let (b, stats_b) = paced(&config, 50_000);
+        assert_eq!(a, b);
+        assert_eq!(stats_a, stats_b);
+        for incident in &stats_a.incidents {
+            assert!(
+                incident.start_ns.is_some() && incident.end_ns.is_some(),
+                "{incident:?}"
+            );
+            let tagged = a
+                .iter()
+                .filter(|l| l.incident == Some(incident.kind))
+                .count() as u64;
+            assert_eq!(tagged, incident.lines, "{:?}", incident.kind);
+            if incident.kind != IncidentKind::Silence {
+                assert!(incident.lines > 0, "{:?}", incident.kind);
+            }
+        }
+        let stamps: Vec<i64> = a.iter().map(|l| line_ns(&l.line)).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn incidents_config_is_checked() {
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<DemoConfig>(v).map_err(|e| e.to_string())
+        };
+        let config = parse(serde_json::json!({"incidents": [
+            {"kind": "ws_outage", "at_seconds": 120, "duration_seconds": 90},
+            {"kind": "balance_jump", "at_seconds": 300},
+            {"kind": "ws_outage", "at_seconds": 210, "duration_seconds": 5},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            config.incidents[0],
+            Incident::new(IncidentKind::WsOutage, 120.0, 90.0)
+        );
+        assert_eq!(
+            config.incidents[1],
+            Incident::new(IncidentKind::BalanceJump, 300.0, 0.0)
+        );
+        for (incident, expected) in [
+            (
+                serde_json::json!({"kind": "silence", "at_seconds": 1}),
+                "duration_seconds: silence needs a duration",
+            ),
+            (
+                serde_json::json!({"kind": "position_jump", "at_seconds": 1, "duration_seconds": 5}),
+                "single event",
+            ),
+            (
+                serde_json::json!({"kind": "silence", "at_seconds": -1, "duration_seconds": 5}),
+                "at_seconds: must be between",
+            ),
+            (
+                serde_json::json!({"kind": "meltdown", "at_seconds": 1}),
+                "unknown variant `meltdown`",
+            ),
+            (
+                serde_json::json!({"kind": "silence", "at": 1}),
+                "unknown field `at`",
+            ),
+        ] {
+            let err = parse(serde_json::json!({"incidents": [incident]})).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+        let err = parse(serde_json::json!({"incidents": [
+            {"kind": "silence", "at_seconds": 10, "duration_seconds": 30},
+            {"kind": "restart", "at_seconds": 20, "duration_seconds": 30},
+            {"kind": "silence", "at_seconds": 39, "duration_seconds": 30},
+        ]}))
+        .unwrap_err();
+        assert!(
+            err.contains("[2] overlaps [0]: two silence incidents"),
+            "{err}"
+        );
+        // A config built in code skips what the check would refuse.
+        let config = with_incidents(&[
+            (IncidentKind::Silence, 10.0, 30.0),
+            (IncidentKind::Silence, 20.0, 30.0),
+            (IncidentKind::ErrorSpike, f64::NAN, 1.0),
+        ]);
+        assert_eq!(Generator::new(&config).stats().incidents.len(), 1);
+    }
+
     #[test]
     fn same_seed_same_lines_other_seed_other_lines() {
         let config = DemoConfig::default();
@@ -2210,14 +4353,17 @@ mod tests {
     fn every_line_has_the_plain_prefix() {
         let config = DemoConfig {
             trader_id: "HEDGE-GRID-042".to_string(),
-            ..DemoConfig::default()
+            ..every_incident()
         };
-        let (lines, _) = paced(&config, 20_000);
+        let (lines, _) = paced(&config, 50_000);
         for l in &lines {
             assert!(!l.line.contains('\n'));
             parse_plain(&l.line, "HEDGE-GRID-042");
         }
         assert!(lines.iter().any(|l| l.line.contains("-042-001-")));
+        assert!(lines
+            .iter()
+            .any(|l| l.line.ends_with("HEDGE-GRID-042.HEDGE-GRID-042: RUNNING")));
     }
 
     #[test]
@@ -2228,7 +4374,7 @@ mod tests {
             chrono::Duration::zero(),
             chrono::Duration::seconds(2),
         ] {
-            let (lines, _) = run(&DemoConfig::default(), 10_000, step);
+            let (lines, _) = run(&every_incident(), 10_000, step);
             let stamps: Vec<i64> = lines.iter().map(|l| line_ns(&l.line)).collect();
             assert!(stamps.windows(2).all(|w| w[0] < w[1]), "step {step:?}");
         }
@@ -2249,7 +4395,8 @@ mod tests {
 
     #[test]
     fn filled_orders_were_submitted_and_accepted_first() {
-        let (lines, stats) = paced(&DemoConfig::default(), 30_000);
+        let config = with_incidents(&[(IncidentKind::RejectionBurst, 60.0, 20.0)]);
+        let (lines, stats) = paced(&config, 30_000);
         let mut submitted = HashSet::new();
         let mut accepted = HashSet::new();
         let mut commands = HashSet::new();
@@ -2353,9 +4500,9 @@ mod tests {
 
         let config = DemoConfig {
             secret_ratio: 0.0,
-            ..DemoConfig::default()
+            ..every_incident()
         };
-        let (lines, _) = paced(&config, 10_000);
+        let (lines, _) = paced(&config, 50_000);
         assert!(lines.iter().all(|l| l.planted_secret.is_none()));
         assert!(!lines.iter().any(|l| l.line.contains("signature=")));
     }
@@ -2411,7 +4558,7 @@ mod tests {
 
     #[test]
     fn all_kinds_appear_and_counts_add_up() {
-        let (lines, stats) = paced(&DemoConfig::default(), 50_000);
+        let (lines, stats) = paced(&every_incident(), 50_000);
         for kind in LineKind::ALL {
             let n = lines.iter().filter(|l| l.kind == kind).count() as u64;
             assert!(n > 0, "{kind:?} never produced");
@@ -2420,7 +4567,7 @@ mod tests {
         assert_eq!(stats.lines, 50_000);
         let sum: u64 = LineKind::ALL.iter().map(|&k| stats.lines_of(k)).sum();
         assert_eq!(sum, stats.lines);
-        for status in ["429", "418", "400"] {
+        for status in ["418", "400", "502", "503", "504"] {
             assert!(
                 lines
                     .iter()
@@ -2429,11 +4576,18 @@ mod tests {
                 "no {status}"
             );
         }
+        assert_eq!(
+            stats.orders.denied,
+            lines
+                .iter()
+                .filter(|l| l.line.contains("<--[EVT] OrderDenied("))
+                .count() as u64
+        );
     }
 
     #[test]
     fn shapes_match_the_nautilus_sample() {
-        let (lines, _) = paced(&DemoConfig::default(), 20_000);
+        let (lines, _) = paced(&every_incident(), 50_000);
         let find = |needle: &str| {
             lines
                 .iter()
@@ -2498,13 +4652,24 @@ mod tests {
         assert!(closed.contains(", side=FLAT, signed_qty=0.0, quantity=0.000, "));
         let rejected = find("<--[EVT] OrderRejected(");
         assert!(rejected.contains(", reason='") && rejected.contains("', due_post_only="));
+        // As the RiskEngine and the strategy log a denial in NautilusTrader 1.22x.
+        let denied = find("<--[EVT] OrderDenied(");
+        assert!(
+            denied.contains(" [WARN] TRADER-001.HedgeGrid: <--[EVT] OrderDenied(instrument_id=")
+        );
+        assert!(denied.ends_with(", reason='Exceeded MAX_ORDER_SUBMIT_RATE')"));
+        assert!(find("RiskEngine: SubmitOrder for O-")
+            .contains(" DENIED: Exceeded MAX_ORDER_SUBMIT_RATE"));
         assert!(find("BinanceFuturesHttpClient: GET /fapi/v2/account 200 (")
             .contains("x-mbx-used-weight-1m="));
         assert!(find("POST /fapi/v1/order 200 (").contains("x-mbx-order-count-10s="));
+        assert!(find("Rate limit usage: REQUEST_WEIGHT=").contains(", ORDERS_10S="));
         find("BinanceWebSocketClient: Connected to wss://fstream.binance.com/");
         find("BinanceWebSocketClient: Disconnected from wss://");
         find("BinanceWebSocketClient: Reconnected to wss://");
         find("Portfolio: BTCUSDT-PERP.BINANCE net_position=");
+        find("[INFO] TRADER-001.TradingNode:  NAUTILUS TRADER - Automated Algorithmic Trading Platform");
+        find("[INFO] TRADER-001.TRADER-001: STOPPED");
     }
 
     #[test]
@@ -2519,18 +4684,6 @@ mod tests {
         // ~200 lines per simulated second.
         assert!((40 * SEC..60 * SEC).contains(&span), "span {span}");
         assert!(stats.orders.filled > 100);
-    }
-
-    #[test]
-    fn reject_ratio_one_rejects_everything() {
-        let config = DemoConfig {
-            reject_ratio: 1.0,
-            ..DemoConfig::default()
-        };
-        let (_, stats) = paced(&config, 5_000);
-        assert!(stats.orders.rejected > 50);
-        assert_eq!(stats.orders.accepted, 0);
-        assert!(stats.accepted_ids.is_empty());
     }
 
     #[test]
@@ -2568,11 +4721,36 @@ mod tests {
         assert_eq!(config.seed, 42);
         assert_eq!(config.trader_id, "TRADER-001");
         assert_eq!(config.secret_ratio, 0.02);
-        assert_eq!(config.reject_ratio, 0.03);
+        assert_eq!(config.reject_ratio, 0.003);
+        assert!(config.incidents.is_empty());
         let seeded = MapDeserializer::<_, Error>::new([("seed", 7u64)].into_iter());
         assert_eq!(DemoConfig::deserialize(seeded).unwrap().seed, 7);
         let unknown = MapDeserializer::<_, Error>::new([("sead", 7u64)].into_iter());
         assert!(DemoConfig::deserialize(unknown).is_err());
+    }
+
+    /// Benchmarks rely on the generator outpacing the pipeline; the floor is
+    /// well under what a release build does (> 500k lines/s) so a busy
+    /// machine cannot fail it, while a real slowdown would.
+    #[test]
+    fn generates_fast_enough_for_benchmarks() {
+        if cfg!(debug_assertions) {
+            return;
+        }
+        let config = DemoConfig {
+            rate: 0.0,
+            ..every_incident()
+        };
+        let mut generator = Generator::new(&config);
+        let now = start();
+        let began = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..1_000_000 {
+            bytes += generator.next_line(now).line.len();
+        }
+        let rate = 1e6 / began.elapsed().as_secs_f64();
+        eprintln!("{rate:.0} lines/s, {bytes} bytes");
+        assert!(rate > 200_000.0, "{rate:.0} lines/s");
     }
 
     #[test]
@@ -2596,8 +4774,15 @@ mod tests {
         assert_eq!(fmt_return(-0.0000001), "0.00000");
         assert_eq!(fmt_return(0.000509), "0.00051");
         let mut s = String::new();
-        push_timestamp(&mut s, 1_717_372_811_068_363_520);
+        let mut stamps = SecondStamp::default();
+        stamps.push(&mut s, 1_717_372_811_068_363_520);
         assert_eq!(s, "2024-06-03T00:00:11.068363520Z");
+        s.clear();
+        stamps.push(&mut s, 1_717_372_811_000_000_007);
+        assert_eq!(s, "2024-06-03T00:00:11.000000007Z");
+        s.clear();
+        stamps.push(&mut s, 1_717_372_812_000_000_000);
+        assert_eq!(s, "2024-06-03T00:00:12.000000000Z");
         assert_eq!(
             client_order_id(1_717_372_811_068_363_520, "001-001", 1),
             "O-20240603-000011-001-001-1"

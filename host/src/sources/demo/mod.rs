@@ -41,10 +41,20 @@ pub(crate) async fn run(config: DemoConfig, cx: SourceContext) -> anyhow::Result
         }
         let n = per_tick.min(remaining);
         remaining -= n;
-        let now = chrono::Utc::now();
-        let records: Vec<_> = (0..n)
-            .map(|_| Decoding::Nautilus.decode(generator.next_line(now).line.as_bytes()))
-            .collect();
+        let mut records = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            // A planted silence (or restart) is a real pause in a paced stream, so
+            // alerts that watch the wall clock see it.
+            if let Some(until) = generator.pause_until(chrono::Utc::now()) {
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cx.shutdown.cancelled() => break,
+                }
+            }
+            let line = generator.next_line(chrono::Utc::now()).line;
+            records.push(Decoding::Nautilus.decode(line.as_bytes()));
+        }
         cx.telemetry.received(records.len());
         cx.telemetry.sent("default", records.len());
         cx.out.send(Batch::new(origin.clone(), records, None)).await;
