@@ -1,14 +1,17 @@
 //! End-to-end tests: real `sluice` processes running real pipelines on loopback and
 //! temporary directories. `scripts/test` builds the binary and plugins first.
 
+mod alert_sink;
 mod c_plugin;
 mod cli;
 mod hostile;
 mod http_source;
+mod loki_sink;
 mod pipeline;
 mod plugin_alerts;
 mod plugin_enrich;
 mod plugin_metrics;
 mod plugin_redact;
 mod prometheus_sink;
+mod reference_chain;
 mod support;

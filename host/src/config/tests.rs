@@ -197,11 +197,10 @@ fn secrets_written_inline_are_refused() {
 fn the_embedded_demo_and_the_shipped_pipelines_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
     let plugin_dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        plugin_dir.path().join("sluice_plugin_example.wasm"),
-        b"\0asm",
-    )
-    .unwrap();
+    for name in ["redact", "enrich", "metrics", "alerts"] {
+        let path = plugin_dir.path().join(format!("sluice_plugin_{name}.wasm"));
+        std::fs::write(path, b"\0asm").unwrap();
+    }
     let dir = plugin_dir.path().display().to_string();
     let env = move |name: &str| (name == "SLUICE_PLUGIN_DIR").then(|| dir.clone());
     let demo = load_sources(&[(root.join("demo.yaml"), DEMO_PIPELINE.to_owned())], &env);

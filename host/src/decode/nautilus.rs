@@ -270,10 +270,7 @@ mod tests {
     use serde_json::json;
     use std::collections::BTreeMap;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/nautilus/"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/nautilus/");
 
     fn fixture(name: &str) -> Vec<Map<String, Value>> {
         let path = format!("{FIXTURES}{name}");

@@ -187,7 +187,9 @@ impl PluginEngine {
             // wasmtime checks the header and refuses what it did not write.
             match unsafe { Module::deserialize(engine, &serialized) } {
                 Ok(module) => return Ok((module, false)),
-                Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %cached.display(), error = %e, "ignoring unreadable compiled-module cache entry")
+                }
             }
         }
         let module = Module::new(engine, bytes).map_err(wt)?;
@@ -248,20 +250,32 @@ mod tests {
         std::fs::write(&wat, MINIMAL).unwrap();
         let cache = dir.path().join("cache");
 
-        let first = PluginEngine::new(Some(cache.clone())).unwrap().load("p", &wat, None).unwrap();
+        let first = PluginEngine::new(Some(cache.clone()))
+            .unwrap()
+            .load("p", &wat, None)
+            .unwrap();
         assert!(first.compiled);
         let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
         assert_eq!(entries.len(), 1);
-        assert!(entries[0].file_name().to_string_lossy().starts_with(&first.sha256));
+        assert!(entries[0]
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&first.sha256));
 
         // A new engine, as after a restart.
-        let second = PluginEngine::new(Some(cache.clone())).unwrap().load("p", &wat, None).unwrap();
+        let second = PluginEngine::new(Some(cache.clone()))
+            .unwrap()
+            .load("p", &wat, None)
+            .unwrap();
         assert!(!second.compiled);
         assert_eq!(second.sha256, first.sha256);
 
         // A corrupted cache entry is ignored and rewritten, never fatal.
         std::fs::write(entries[0].path(), b"garbage").unwrap();
-        let third = PluginEngine::new(Some(cache)).unwrap().load("p", &wat, None).unwrap();
+        let third = PluginEngine::new(Some(cache))
+            .unwrap()
+            .load("p", &wat, None)
+            .unwrap();
         assert!(third.compiled);
     }
 
@@ -271,7 +285,11 @@ mod tests {
         let wat = dir.path().join("p.wat");
         std::fs::write(&wat, MINIMAL).unwrap();
         let pin = "0".repeat(64);
-        let err = PluginEngine::new(None).unwrap().load("p", &wat, Some(&pin)).err().unwrap();
+        let err = PluginEngine::new(None)
+            .unwrap()
+            .load("p", &wat, Some(&pin))
+            .err()
+            .unwrap();
         let message = err.to_string();
         assert!(message.starts_with("plugin `p`: sha256 of"), "{message}");
         assert!(message.contains(&pin), "{message}");

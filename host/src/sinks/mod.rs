@@ -3,9 +3,11 @@
 //! A batch is acknowledged by dropping it after a successful write; a batch given up on is
 //! marked failed first, so its source does not checkpoint past it.
 
+pub mod alerts;
 pub mod console;
 mod encoding;
 pub mod file;
+pub mod loki;
 pub mod prometheus;
 
 pub use encoding::Encoding;
@@ -24,6 +26,8 @@ pub enum SinkConfig {
     Console(console::ConsoleSinkConfig),
     File(file::FileSinkConfig),
     Prometheus(prometheus::PrometheusSinkConfig),
+    Loki(loki::LokiSinkConfig),
+    Alerts(alerts::AlertSinkConfig),
 }
 
 pub struct SinkContext {
@@ -35,13 +39,15 @@ pub struct SinkContext {
 }
 
 impl Typed for SinkConfig {
-    const TYPES: &'static [&'static str] = &["console", "file", "prometheus"];
+    const TYPES: &'static [&'static str] = &["console", "file", "prometheus", "loki", "alerts"];
 
     fn from_type(kind: &str, value: Value) -> Option<PathResult<Self>> {
         Some(match kind {
             "console" => with_path(value).map(SinkConfig::Console),
             "file" => with_path(value).map(SinkConfig::File),
             "prometheus" => with_path(value).map(SinkConfig::Prometheus),
+            "loki" => with_path(value).map(SinkConfig::Loki),
+            "alerts" => with_path(value).map(SinkConfig::Alerts),
             _ => return None,
         })
     }
@@ -53,6 +59,8 @@ impl SinkConfig {
             SinkConfig::Console(_) => "console",
             SinkConfig::File(_) => "file",
             SinkConfig::Prometheus(_) => "prometheus",
+            SinkConfig::Loki(_) => "loki",
+            SinkConfig::Alerts(_) => "alerts",
         }
     }
 
@@ -61,13 +69,21 @@ impl SinkConfig {
             SinkConfig::Console(c) => &c.inputs,
             SinkConfig::File(c) => &c.inputs,
             SinkConfig::Prometheus(c) => &c.inputs,
+            SinkConfig::Loki(c) => &c.inputs,
+            SinkConfig::Alerts(c) => &c.inputs,
         }
     }
 
     /// Makes relative paths relative to the file that wrote them.
     pub fn resolve_paths(&mut self, resolve: &dyn Fn(&[&str], &Path) -> PathBuf) {
-        if let SinkConfig::File(c) = self {
-            c.path = resolve(&["path"], &c.path);
+        match self {
+            SinkConfig::File(c) => c.path = resolve(&["path"], &c.path),
+            SinkConfig::Loki(c) => {
+                if let Some(path) = &c.dead_letter_path {
+                    c.dead_letter_path = Some(resolve(&["dead_letter_path"], path));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -75,6 +91,8 @@ impl SinkConfig {
     pub fn check(&self) -> Vec<(Vec<String>, String)> {
         match self {
             SinkConfig::Prometheus(c) => c.check(),
+            SinkConfig::Loki(c) => c.check(),
+            SinkConfig::Alerts(c) => c.check(),
             _ => Vec::new(),
         }
     }
@@ -84,6 +102,8 @@ impl SinkConfig {
             SinkConfig::Console(c) => c.run(cx).await,
             SinkConfig::File(c) => c.run(cx).await,
             SinkConfig::Prometheus(c) => c.run(cx).await,
+            SinkConfig::Loki(c) => c.run(cx).await,
+            SinkConfig::Alerts(c) => c.run(cx).await,
         }
     }
 }

@@ -41,7 +41,8 @@ impl HostMetricsSourceConfig {
         let origin: Arc<str> = cx.name.as_str().into();
         let host = hostname();
         let mut interval = tokio::time::interval(Duration::from_millis(self.interval_ms.max(100)));
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
@@ -54,16 +55,22 @@ impl HostMetricsSourceConfig {
                     Ok(fields) => records.push(record(&now, &host, "filesystem", fields)),
                     Err(e) => {
                         cx.telemetry.error("sample");
-                        cx.telemetry
-                            .warn_limited("filesystem", &format!("cannot sample {}: {e}", mount.display()));
+                        cx.telemetry.warn_limited(
+                            "filesystem",
+                            &format!("cannot sample {}: {e}", mount.display()),
+                        );
                     }
                 }
             }
             if self.memory {
                 match std::fs::read_to_string("/proc/meminfo").map(|text| memory(&text)) {
                     Ok(Some(fields)) => records.push(record(&now, &host, "memory", fields)),
-                    Ok(None) => cx.telemetry.warn_limited("memory", "cannot parse /proc/meminfo"),
-                    Err(e) => cx.telemetry.warn_limited("memory", &format!("cannot read /proc/meminfo: {e}")),
+                    Ok(None) => cx
+                        .telemetry
+                        .warn_limited("memory", "cannot parse /proc/meminfo"),
+                    Err(e) => cx
+                        .telemetry
+                        .warn_limited("memory", &format!("cannot read /proc/meminfo: {e}")),
                 }
             }
             if !records.is_empty() {
@@ -88,8 +95,15 @@ fn record(timestamp: &str, host: &str, metric: &str, fields: Vec<(&'static str, 
 }
 
 fn ratios(total: u64, available: u64) -> [(&'static str, Value); 2] {
-    let free = if total == 0 { 0.0 } else { available as f64 / total as f64 };
-    [("free_ratio", free.into()), ("used_ratio", (1.0 - free).into())]
+    let free = if total == 0 {
+        0.0
+    } else {
+        available as f64 / total as f64
+    };
+    [
+        ("free_ratio", free.into()),
+        ("used_ratio", (1.0 - free).into()),
+    ]
 }
 
 fn filesystem(mount: &Path) -> std::io::Result<Vec<(&'static str, Value)>> {
@@ -151,8 +165,11 @@ mod tests {
     #[test]
     fn meminfo_is_parsed_into_bytes_and_ratios() {
         let text = "MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    250 kB\n";
-        let fields: serde_json::Map<String, Value> =
-            memory(text).unwrap().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let fields: serde_json::Map<String, Value> = memory(text)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         assert_eq!(fields["total_bytes"], 1_024_000);
         assert_eq!(fields["available_bytes"], 256_000);
         assert_eq!(fields["free_ratio"], 0.25);
@@ -162,8 +179,11 @@ mod tests {
 
     #[test]
     fn the_root_filesystem_can_be_sampled() {
-        let fields: serde_json::Map<String, Value> =
-            filesystem(Path::new("/")).unwrap().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let fields: serde_json::Map<String, Value> = filesystem(Path::new("/"))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let total = fields["total_bytes"].as_u64().unwrap();
         let available = fields["available_bytes"].as_u64().unwrap();
         assert!(total > 0 && available <= total);

@@ -33,7 +33,9 @@ pub struct PrometheusSinkConfig {
 }
 
 fn default_buckets() -> Vec<f64> {
-    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
 }
 
 fn default_max_series() -> usize {
@@ -66,21 +68,38 @@ pub fn valid_label_name(name: &str) -> bool {
 impl PrometheusSinkConfig {
     pub(crate) fn check(&self) -> Vec<(Vec<String>, String)> {
         let mut problems = Vec::new();
-        let check_buckets = |key: Vec<String>, buckets: &[f64], problems: &mut Vec<(Vec<String>, String)>| {
-            if buckets.is_empty() || buckets.iter().any(|b| !b.is_finite()) || buckets.windows(2).any(|w| w[0] >= w[1]) {
-                problems.push((key, "buckets must be finite and strictly increasing".to_owned()));
-            }
-        };
-        check_buckets(vec!["default_buckets".into()], &self.default_buckets, &mut problems);
+        let check_buckets =
+            |key: Vec<String>, buckets: &[f64], problems: &mut Vec<(Vec<String>, String)>| {
+                if buckets.is_empty()
+                    || buckets.iter().any(|b| !b.is_finite())
+                    || buckets.windows(2).any(|w| w[0] >= w[1])
+                {
+                    problems.push((
+                        key,
+                        "buckets must be finite and strictly increasing".to_owned(),
+                    ));
+                }
+            };
+        check_buckets(
+            vec!["default_buckets".into()],
+            &self.default_buckets,
+            &mut problems,
+        );
         for (name, buckets) in &self.buckets {
             let key = vec!["buckets".to_owned(), name.clone()];
             if !valid_metric_name(name) {
-                problems.push((key.clone(), format!("`{name}` is not a valid Prometheus metric name")));
+                problems.push((
+                    key.clone(),
+                    format!("`{name}` is not a valid Prometheus metric name"),
+                ));
             }
             check_buckets(key, buckets, &mut problems);
         }
         if self.max_series_per_metric == 0 {
-            problems.push((vec!["max_series_per_metric".into()], "must be at least 1".into()));
+            problems.push((
+                vec!["max_series_per_metric".into()],
+                "must be at least 1".into(),
+            ));
         }
         problems
     }
@@ -92,10 +111,14 @@ impl PrometheusSinkConfig {
             self.max_series_per_metric,
             Duration::from_secs(self.gauge_ttl_seconds),
         );
-        let internal = self.include_internal.then(|| cx.telemetry.registry().clone());
-        let server = super::server::serve(self.address, store.clone(), internal, cx.abort.clone()).await?;
+        let internal = self
+            .include_internal
+            .then(|| cx.telemetry.registry().clone());
+        let server =
+            super::server::serve(self.address, store.clone(), internal, cx.abort.clone()).await?;
         tracing::info!(sink = %cx.name, address = %server.0, "prometheus sink serving /metrics");
-        cx.telemetry.set_status(crate::telemetry::Status::Running, None);
+        cx.telemetry
+            .set_status(crate::telemetry::Status::Running, None);
         let mut sweep = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {

@@ -24,7 +24,9 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("prometheus sink: cannot listen on {address}: {e}"))?;
     let bound = listener.local_addr()?;
-    let app = Router::new().route("/metrics", get(metrics)).with_state(Served { store, internal });
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(Served { store, internal });
     let handle = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -39,6 +41,8 @@ async fn metrics(State(served): State<Served>) -> impl IntoResponse {
         families.extend(internal.gather());
     }
     families.sort_by(|a, b| a.name().cmp(b.name()));
-    let body = prometheus::TextEncoder::new().encode_to_string(&families).unwrap_or_default();
+    let body = prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
 }

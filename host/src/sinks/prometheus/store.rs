@@ -5,7 +5,9 @@
 
 use super::config::{valid_label_name, valid_metric_name};
 use crate::event::Record;
-use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
+};
 use sluice_sdk::{MetricKind, MetricUpdate};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -57,7 +59,9 @@ impl MetricStore {
             &["metric"],
         )
         .expect("valid metric");
-        registry.register(Box::new(overflow.clone())).expect("unique metric");
+        registry
+            .register(Box::new(overflow.clone()))
+            .expect("unique metric");
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 default_buckets,
@@ -82,7 +86,9 @@ impl MetricStore {
         let now = Instant::now();
         let mut refused = 0;
         for record in records {
-            let update = match serde_json::from_value::<MetricUpdate>(serde_json::Value::Object(record.clone())) {
+            let update = match serde_json::from_value::<MetricUpdate>(serde_json::Value::Object(
+                record.clone(),
+            )) {
                 Ok(u) => u,
                 Err(e) => {
                     refused += 1;
@@ -106,11 +112,15 @@ impl MetricStore {
         }
         let now = Instant::now();
         for family in inner.families.values_mut() {
-            let Collector::Gauge(gauge) = &family.collector else { continue };
+            let Collector::Gauge(gauge) = &family.collector else {
+                continue;
+            };
             family.series.retain(|values, last| {
                 let keep = now.duration_since(*last) < ttl;
                 if !keep {
-                    let _ = gauge.remove_label_values(&values.iter().map(String::as_str).collect::<Vec<_>>());
+                    let _ = gauge.remove_label_values(
+                        &values.iter().map(String::as_str).collect::<Vec<_>>(),
+                    );
                 }
                 keep
             });
@@ -121,7 +131,10 @@ impl MetricStore {
 impl Inner {
     fn apply(&mut self, update: &MetricUpdate, now: Instant) -> Result<(), String> {
         if !valid_metric_name(&update.name) {
-            return Err(format!("`{}` is not a valid Prometheus metric name", update.name));
+            return Err(format!(
+                "`{}` is not a valid Prometheus metric name",
+                update.name
+            ));
         }
         if update.name.starts_with("sluice_") {
             return Err("the `sluice_` prefix is reserved for Sluice's own metrics".into());
@@ -130,7 +143,10 @@ impl Inner {
             return Err(format!("value {} is not finite", update.value));
         }
         if update.kind == MetricKind::Counter && update.value < 0.0 {
-            return Err(format!("a counter cannot decrease (value {})", update.value));
+            return Err(format!(
+                "a counter cannot decrease (value {})",
+                update.value
+            ));
         }
         let label_names: Vec<String> = update.labels.keys().cloned().collect();
         if let Some(bad) = label_names.iter().find(|l| !valid_label_name(l)) {
@@ -142,7 +158,10 @@ impl Inner {
         }
         let family = self.families.get_mut(&update.name).expect("inserted above");
         if !same_kind(family.kind, update.kind) {
-            return Err(format!("it was a {:?} and now comes as a {:?}", family.kind, update.kind));
+            return Err(format!(
+                "it was a {:?} and now comes as a {:?}",
+                family.kind, update.kind
+            ));
         }
         if family.label_names != label_names {
             return Err(format!(
@@ -159,7 +178,9 @@ impl Inner {
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         match (&family.collector, update.kind) {
             (Collector::Counter(c), _) => c.with_label_values(&values).inc_by(update.value),
-            (Collector::Gauge(g), MetricKind::GaugeAdd) => g.with_label_values(&values).add(update.value),
+            (Collector::Gauge(g), MetricKind::GaugeAdd) => {
+                g.with_label_values(&values).add(update.value)
+            }
             (Collector::Gauge(g), _) => g.with_label_values(&values).set(update.value),
             (Collector::Histogram(h), _) => h.with_label_values(&values).observe(update.value),
         }
@@ -170,15 +191,25 @@ impl Inner {
         let names: Vec<&str> = label_names.iter().map(String::as_str).collect();
         let help = format!("{} (from plugin metric updates)", update.name);
         let collector = match update.kind {
-            MetricKind::Counter => Collector::Counter(CounterVec::new(Opts::new(&update.name, help), &names).map_err(|e| e.to_string())?),
-            MetricKind::Gauge | MetricKind::GaugeAdd => {
-                Collector::Gauge(GaugeVec::new(Opts::new(&update.name, help), &names).map_err(|e| e.to_string())?)
-            }
+            MetricKind::Counter => Collector::Counter(
+                CounterVec::new(Opts::new(&update.name, help), &names)
+                    .map_err(|e| e.to_string())?,
+            ),
+            MetricKind::Gauge | MetricKind::GaugeAdd => Collector::Gauge(
+                GaugeVec::new(Opts::new(&update.name, help), &names).map_err(|e| e.to_string())?,
+            ),
             MetricKind::Histogram => {
-                let buckets = self.buckets.get(&update.name).unwrap_or(&self.default_buckets).clone();
+                let buckets = self
+                    .buckets
+                    .get(&update.name)
+                    .unwrap_or(&self.default_buckets)
+                    .clone();
                 Collector::Histogram(
-                    HistogramVec::new(HistogramOpts::new(&update.name, help).buckets(buckets), &names)
-                        .map_err(|e| e.to_string())?,
+                    HistogramVec::new(
+                        HistogramOpts::new(&update.name, help).buckets(buckets),
+                        &names,
+                    )
+                    .map_err(|e| e.to_string())?,
                 )
             }
         };
@@ -212,11 +243,18 @@ mod tests {
     }
 
     fn store(max_series: usize, ttl: Duration) -> MetricStore {
-        MetricStore::new(vec![0.1, 1.0], BTreeMap::from([("lat_seconds".into(), vec![0.5, 1_000_000.0])]), max_series, ttl)
+        MetricStore::new(
+            vec![0.1, 1.0],
+            BTreeMap::from([("lat_seconds".into(), vec![0.5, 1_000_000.0])]),
+            max_series,
+            ttl,
+        )
     }
 
     fn text(store: &MetricStore) -> String {
-        prometheus::TextEncoder::new().encode_to_string(&store.registry().gather()).unwrap()
+        prometheus::TextEncoder::new()
+            .encode_to_string(&store.registry().gather())
+            .unwrap()
     }
 
     #[test]
@@ -233,9 +271,15 @@ mod tests {
         assert_eq!(refused, 0);
         let t = text(&s);
         assert!(t.contains("orders_total{status=\"filled\"} 5"), "{t}");
-        assert!(t.contains("position{instrument=\"BTCUSDT-PERP.BINANCE\"} -1"), "{t}");
+        assert!(
+            t.contains("position{instrument=\"BTCUSDT-PERP.BINANCE\"} -1"),
+            "{t}"
+        );
         assert!(t.contains("lat_seconds_bucket{le=\"0.5\"} 1"), "{t}");
-        assert!(t.contains("lat_seconds_bucket{le=\"1000000\"} 2"), "bucket bounds print as plain numbers: {t}");
+        assert!(
+            t.contains("lat_seconds_bucket{le=\"1000000\"} 2"),
+            "bucket bounds print as plain numbers: {t}"
+        );
         assert!(t.contains("lat_seconds_count 2"), "{t}");
     }
 
@@ -243,10 +287,16 @@ mod tests {
     fn inconsistent_or_invalid_updates_are_refused_and_the_rest_kept() {
         let s = store(100, Duration::ZERO);
         let refused = s.apply(&[
-            update(json!({"name": "x_total", "kind": "counter", "value": 1.0, "labels": {"a": "1"}})),
+            update(
+                json!({"name": "x_total", "kind": "counter", "value": 1.0, "labels": {"a": "1"}}),
+            ),
             update(json!({"name": "x_total", "kind": "gauge", "value": 1.0, "labels": {"a": "1"}})),
-            update(json!({"name": "x_total", "kind": "counter", "value": 1.0, "labels": {"b": "1"}})),
-            update(json!({"name": "x_total", "kind": "counter", "value": -1.0, "labels": {"a": "1"}})),
+            update(
+                json!({"name": "x_total", "kind": "counter", "value": 1.0, "labels": {"b": "1"}}),
+            ),
+            update(
+                json!({"name": "x_total", "kind": "counter", "value": -1.0, "labels": {"a": "1"}}),
+            ),
             update(json!({"name": "bad-name", "kind": "counter", "value": 1.0})),
             update(json!({"name": "sluice_fake", "kind": "counter", "value": 1.0})),
             update(json!({"name": "y", "kind": "gauge", "value": 1.0, "labels": {"__x": "1"}})),
@@ -262,11 +312,16 @@ mod tests {
         for i in 0..5 {
             s.apply(&[update(json!({"name": "c_total", "kind": "counter", "value": 1.0, "labels": {"id": i.to_string()}}))]);
         }
-        s.apply(&[update(json!({"name": "c_total", "kind": "counter", "value": 1.0, "labels": {"id": "0"}}))]);
+        s.apply(&[update(
+            json!({"name": "c_total", "kind": "counter", "value": 1.0, "labels": {"id": "0"}}),
+        )]);
         let t = text(&s);
         assert!(t.contains("c_total{id=\"0\"} 2"), "{t}");
         assert!(!t.contains("c_total{id=\"2\"}"), "{t}");
-        assert!(t.contains("sluice_prometheus_series_overflow_total{metric=\"c_total\"} 3"), "{t}");
+        assert!(
+            t.contains("sluice_prometheus_series_overflow_total{metric=\"c_total\"} 3"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -274,7 +329,9 @@ mod tests {
         let s = store(100, Duration::from_millis(1));
         s.apply(&[
             update(json!({"name": "g", "kind": "gauge", "value": 1.0, "labels": {"k": "v"}})),
-            update(json!({"name": "c_total", "kind": "counter", "value": 1.0, "labels": {"k": "v"}})),
+            update(
+                json!({"name": "c_total", "kind": "counter", "value": 1.0, "labels": {"k": "v"}}),
+            ),
         ]);
         std::thread::sleep(Duration::from_millis(5));
         s.expire_idle_gauges();
