@@ -4,6 +4,7 @@
 mod alert_sink;
 mod c_plugin;
 mod cli;
+mod deploy_files;
 mod hostile;
 mod http_source;
 mod loki_sink;

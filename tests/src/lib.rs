@@ -51,6 +51,36 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 }
 
 /// The JSON records of a JSON-lines file (empty if it does not exist yet).
+/// Waits until `path` holds at least `n` lines. Reads only what was appended since the
+/// last look, every 100 ms: re-reading a file of hundreds of MiB every few ms would take
+/// the CPU from the pipeline under test.
+pub fn wait_for_lines(path: &Path, n: usize, timeout: Duration) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let deadline = Instant::now() + timeout;
+    let (mut offset, mut lines) = (0u64, 0usize);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if let Ok(mut file) = std::fs::File::open(path) {
+            if file.seek(SeekFrom::Start(offset)).is_ok() {
+                while let Ok(read) = file.read(&mut buf) {
+                    if read == 0 {
+                        break;
+                    }
+                    offset += read as u64;
+                    lines += buf[..read].iter().filter(|&&b| b == b'\n').count();
+                }
+            }
+        }
+        if lines >= n {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

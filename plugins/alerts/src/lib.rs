@@ -186,6 +186,11 @@ struct Rule {
     marks: FxMap<(i64, u64)>,
     firing: usize,
     firing_reported: Option<usize>,
+    /// When the earliest pending group's `for:` runs out (`i64::MAX`: none pending). Any
+    /// record that moves "now" past it fires the alert, so firing does not wait for the
+    /// next record this rule matches or for a tick, and a replayed log fires the same way
+    /// at any replay speed.
+    due: i64,
     dropped_groups: u64,
     dropped_entries: u64,
     overflow_logged: bool,
@@ -277,6 +282,7 @@ impl Plugin for Alerts {
                 marks: FxMap::default(),
                 firing: 0,
                 firing_reported: None,
+                due: i64::MAX,
                 dropped_groups: 0,
                 dropped_entries: 0,
                 overflow_logged: false,
@@ -362,7 +368,8 @@ impl Alerts {
             }
         }
         self.candidates.extend_from_slice(&self.index.always);
-        if self.candidates.is_empty() {
+        // A record no rule cares about still moves time when an alert waits out `for:`.
+        if self.candidates.is_empty() && self.rules.iter().all(|r| r.due == i64::MAX) {
             return;
         }
         let mut t = rec.timestamp().and_then(time::parse).unwrap_or(self.now);
@@ -381,7 +388,16 @@ impl Alerts {
             settings: &self.settings,
         };
         for &i in &self.candidates {
-            on_record(&mut self.rules[i], &ctx, &mut self.key);
+            let rule = &mut self.rules[i];
+            on_record(rule, &ctx, &mut self.key);
+            if rule.spec.for_ns > 0 {
+                refresh_due(rule);
+            }
+        }
+        for rule in &mut self.rules {
+            if rule.due <= self.now {
+                tick_rule(rule, self.now);
+            }
         }
     }
 
@@ -837,7 +853,26 @@ fn quantile_condition(kind: &Kind, g: &mut Group, now: i64) -> bool {
     cond
 }
 
+/// Recomputes [`Rule::due`] from the groups now pending.
+fn refresh_due(rule: &mut Rule) {
+    rule.due = rule
+        .groups
+        .items
+        .iter()
+        .filter(|g| g.phase == Phase::Pending)
+        .map(|g| g.since.saturating_add(rule.spec.for_ns))
+        .min()
+        .unwrap_or(i64::MAX);
+}
+
 fn tick_rule(rule: &mut Rule, now: i64) {
+    tick_groups(rule, now);
+    if rule.spec.for_ns > 0 {
+        refresh_due(rule);
+    }
+}
+
+fn tick_groups(rule: &mut Rule, now: i64) {
     let Rule {
         spec,
         groups,

@@ -101,6 +101,29 @@ fn for_seconds_keeps_an_alert_pending_until_it_held_that_long() {
 }
 
 #[test]
+fn a_pending_alert_fires_on_any_record_that_moves_time_past_for_seconds() {
+    let mut h = H::rules(json!([{"name": "ws", "kind": "state",
+        "when": {"event": "ws_disconnected"}, "resolve_when": {"event": "ws_connected"},
+        "for_seconds": 30}]));
+    let ev = |s, e: &str| rec(s, json!({"event": e}));
+    assert_eq!(brief(&h.one(ev(0.0, "ws_disconnected"))), none());
+    assert_eq!(brief(&h.one(ev(20.0, "OrderFilled"))), none());
+    // No tick and no record of the rule's own: a record the rule does not match moves
+    // now past the 30 s, and that fires it (a replayed log must not depend on ticks).
+    assert_eq!(
+        brief(&h.one(ev(31.0, "OrderFilled"))),
+        firing("ws"),
+        "fires from an unrelated record once held 30 s"
+    );
+    assert_eq!(brief(&h.one(ev(40.0, "OrderFilled"))), none());
+    assert_eq!(brief(&h.one(ev(45.0, "ws_connected"))), resolved("ws"));
+    // A disconnection that ends within 30 s stays quiet, whatever follows.
+    assert_eq!(brief(&h.one(ev(50.0, "ws_disconnected"))), none());
+    assert_eq!(brief(&h.one(ev(60.0, "ws_connected"))), none());
+    assert_eq!(brief(&h.one(ev(100.0, "OrderFilled"))), none());
+}
+
+#[test]
 fn group_by_keeps_groups_apart() {
     let mut h = H::rules(json!([{"name": "mem", "kind": "threshold",
         "when": {"metric": "memory"}, "field": "used_ratio", "above": 0.9, "group_by": ["host"]}]));
