@@ -2,11 +2,13 @@
 //! has it): every component counts what it received, sent, dropped and failed on, under
 //! its own name, from this one place; `/health` reads the same state.
 
+use crate::event::Batch;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct Telemetry {
@@ -17,6 +19,8 @@ pub struct Telemetry {
     errors: IntCounterVec,
     plugin_errors: IntCounterVec,
     plugin_duration: HistogramVec,
+    retries: IntCounterVec,
+    buffers: Buffers,
     health: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
 }
 
@@ -93,6 +97,15 @@ impl Telemetry {
         registry
             .register(Box::new(plugin_duration.clone()))
             .expect("unique metric");
+        let retries = counter(
+            "sluice_sink_retries_total",
+            "Deliveries a sink retried after a failure it expects to pass (connection, 429, 5xx).",
+            &["component"],
+        );
+        let buffers = Buffers::default();
+        registry
+            .register(Box::new(buffers.clone()))
+            .expect("unique metric");
         let build = IntGaugeVec::new(
             Opts::new("sluice_build_info", "Version of the running Sluice."),
             &["version"],
@@ -110,8 +123,19 @@ impl Telemetry {
             errors,
             plugin_errors,
             plugin_duration,
+            retries,
+            buffers,
             health: Arc::default(),
         }
+    }
+
+    /// Reports how full `component`'s input channel is, read at each scrape.
+    pub fn watch_buffer(&self, component: &str, sender: &mpsc::Sender<Batch>) {
+        self.buffers
+            .0
+            .lock()
+            .unwrap()
+            .push((component.to_owned(), sender.downgrade()));
     }
 
     /// The handle a component reports through; registers it in `/health`.
@@ -183,6 +207,13 @@ impl ComponentTelemetry {
             .inc();
     }
 
+    pub fn retry(&self) {
+        self.telemetry
+            .retries
+            .with_label_values(&[&self.name])
+            .inc();
+    }
+
     pub fn plugin_error(&self, kind: &str) {
         self.telemetry
             .plugin_errors
@@ -224,6 +255,53 @@ impl ComponentTelemetry {
                 tracing::warn!(component = %self.name, "{message}");
             }
         }
+    }
+}
+
+/// Every component's input channel, held weakly (a strong sender would keep a finished
+/// channel open); read at scrape time, so filling and draining cost nothing in between.
+#[derive(Clone, Default)]
+struct Buffers(Arc<Mutex<Vec<WatchedBuffer>>>);
+
+/// A component's name and its input channel.
+type WatchedBuffer = (String, mpsc::WeakSender<Batch>);
+
+impl prometheus::core::Collector for Buffers {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let used = IntGaugeVec::new(
+            Opts::new(
+                "sluice_buffer_batches",
+                "Batches waiting in a component's input buffer.",
+            ),
+            &["component"],
+        )
+        .expect("valid metric");
+        let capacity = IntGaugeVec::new(
+            Opts::new(
+                "sluice_buffer_capacity_batches",
+                "Batches a component's input buffer holds before its inputs wait.",
+            ),
+            &["component"],
+        )
+        .expect("valid metric");
+        let mut buffers = self.0.lock().unwrap();
+        buffers.retain(|(component, weak)| {
+            let Some(sender) = weak.upgrade() else {
+                return false;
+            };
+            let max = sender.max_capacity();
+            used.with_label_values(&[component])
+                .set((max - sender.capacity()) as i64);
+            capacity.with_label_values(&[component]).set(max as i64);
+            true
+        });
+        let mut families = used.collect();
+        families.extend(capacity.collect());
+        families
     }
 }
 
@@ -281,5 +359,47 @@ mod tests {
             "{text}"
         );
         assert_eq!(t.health()["redact"].status, Status::Starting);
+    }
+
+    #[tokio::test]
+    async fn buffer_fill_is_read_at_scrape_time_and_gone_with_the_channel() {
+        let t = Telemetry::new();
+        let (tx, mut rx) = mpsc::channel(8);
+        t.watch_buffer("loki", &tx);
+        tx.send(Batch::new("src".into(), vec![], None))
+            .await
+            .unwrap();
+        tx.send(Batch::new("src".into(), vec![], None))
+            .await
+            .unwrap();
+        let text = t.encode();
+        assert!(
+            text.contains("sluice_buffer_batches{component=\"loki\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_buffer_capacity_batches{component=\"loki\"} 8"),
+            "{text}"
+        );
+        rx.recv().await.unwrap();
+        assert!(t
+            .encode()
+            .contains("sluice_buffer_batches{component=\"loki\"} 1"));
+        drop(tx);
+        assert!(
+            !t.encode().contains("component=\"loki\""),
+            "a closed channel is forgotten"
+        );
+    }
+
+    #[test]
+    fn retries_are_counted_per_component() {
+        let t = Telemetry::new();
+        let c = t.component("loki", "loki");
+        c.retry();
+        c.retry();
+        assert!(t
+            .encode()
+            .contains("sluice_sink_retries_total{component=\"loki\"} 2"));
     }
 }

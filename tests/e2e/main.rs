@@ -2,11 +2,13 @@
 //! temporary directories. `scripts/test` builds the binary and plugins first.
 
 mod alert_sink;
+mod all_sinks;
 mod c_plugin;
 mod cli;
 mod deploy_files;
 mod hostile;
 mod http_source;
+mod loki_receiver;
 mod loki_sink;
 mod pipeline;
 mod plugin_alerts;
@@ -14,5 +16,6 @@ mod plugin_enrich;
 mod plugin_metrics;
 mod plugin_redact;
 mod prometheus_sink;
+mod recorder;
 mod reference_chain;
 mod support;

@@ -79,6 +79,7 @@ pub async fn run(
         );
     for (name, inputs) in consumers {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        telemetry.watch_buffer(&name, &tx);
         let consumer: Arc<str> = name.as_str().into();
         for input in inputs {
             fanouts

@@ -590,6 +590,7 @@ impl Deliverer {
                         return Some(Err(format!("{reason} (after {attempt} attempts)")));
                     }
                     self.count("retried");
+                    self.telemetry.retry();
                     let message = format!(
                         "{reason}; retrying in {:.1} s (attempt {attempt})",
                         wait.as_secs_f64()

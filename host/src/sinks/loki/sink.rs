@@ -223,6 +223,7 @@ async fn deliver(shared: Arc<Shared>, request: Request) {
                 after,
             } => {
                 telemetry.error(kind);
+                telemetry.retry();
                 if !degraded {
                     degraded = true;
                     shared.retrying.fetch_add(1, Ordering::AcqRel);
