@@ -1,11 +1,13 @@
 //! The admin HTTP server: `/health` (per-component status, 503 when something is
-//! degraded), `/ready` (200 once the pipeline runs), `/metrics` (Sluice's own telemetry).
+//! degraded), `/ready` (200 once the pipeline runs), `/metrics` (Sluice's own telemetry),
+//! `POST /reload` (reload now; answers when the reload is done, with what it changed).
 
+use crate::reload::ReloadHandle;
 use crate::telemetry::{Status, Telemetry};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 struct AdminState {
     telemetry: Telemetry,
     ready: Arc<AtomicBool>,
+    reload: Option<ReloadHandle>,
 }
 
 /// Binds first (so a busy port fails the start), then serves until `shutdown`.
@@ -23,6 +26,7 @@ pub async fn serve(
     address: SocketAddr,
     telemetry: Telemetry,
     ready: Arc<AtomicBool>,
+    reload: Option<ReloadHandle>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -33,7 +37,12 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/ready", get(is_ready))
         .route("/metrics", get(metrics))
-        .with_state(AdminState { telemetry, ready });
+        .route("/reload", post(reload_now))
+        .with_state(AdminState {
+            telemetry,
+            ready,
+            reload,
+        });
     let handle = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -53,7 +62,11 @@ async fn health(State(state): State<AdminState>) -> impl IntoResponse {
     };
     (
         code,
-        Json(serde_json::json!({"status": status, "components": components})),
+        Json(serde_json::json!({
+            "status": status,
+            "components": components,
+            "reload": state.telemetry.reload_status(),
+        })),
     )
 }
 
@@ -70,4 +83,26 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.telemetry.encode(),
     )
+}
+
+/// 200 with what changed, or 422 with why nothing did (the running versions stay).
+async fn reload_now(State(state): State<AdminState>) -> impl IntoResponse {
+    let Some(reload) = state.reload else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "error", "error": "reload is not available"})),
+        );
+    };
+    match reload.reload("POST /reload").await {
+        Ok(report) => (
+            StatusCode::OK,
+            Json(
+                serde_json::json!({"status": "ok", "swapped": report.swapped, "unchanged": report.unchanged}),
+            ),
+        ),
+        Err(error) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"status": "error", "error": error})),
+        ),
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`transforms`] run plugins through [`plugin`], the wasmtime-based runtime of ABI v1;
 //! - [`sinks`] write records and acknowledge them ([`ack`]), so file sources checkpoint
 //!   only what was delivered;
-//! - [`topology`] wires and runs them; [`telemetry`] and [`admin`] report on them.
+//! - [`topology`] wires and runs them; [`reload`] swaps plugins in while they run;
+//!   [`telemetry`] and [`admin`] report on them.
 
 pub mod ack;
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod decode;
 pub mod event;
 pub mod plugin;
+pub mod reload;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

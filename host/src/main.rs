@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice::config::{self, PipelineConfig};
 use sluice::decode::Decoding;
 use sluice::plugin::WasmHarness;
+use sluice::reload::{LoadPipeline, ReloadHandle};
 use sluice::telemetry::Telemetry;
+use sluice::topology::Reload;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -115,10 +117,12 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let config = load(&args)?;
+            let reload_args = args.clone();
+            let load_again: LoadPipeline = Arc::new(move || load(&reload_args));
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(config))
+                .block_on(run(config, load_again))
         }
         Command::Plugin(PluginCommand::Run {
             plugin,
@@ -163,26 +167,38 @@ fn load(args: &PipelineArgs) -> anyhow::Result<PipelineConfig> {
     loaded.map_err(|errors| anyhow::anyhow!("{errors}"))
 }
 
-async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+async fn run(config: PipelineConfig, load_again: LoadPipeline) -> anyhow::Result<()> {
     let telemetry = Telemetry::new();
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
+    let (reload, requests) = ReloadHandle::new();
     let admin = match config.admin.address {
         Some(address) => {
-            let (bound, handle) =
-                sluice::admin::serve(address, telemetry.clone(), ready.clone(), shutdown.clone())
-                    .await?;
-            tracing::info!(address = %bound, "admin server: /health /ready /metrics");
+            let (bound, handle) = sluice::admin::serve(
+                address,
+                telemetry.clone(),
+                ready.clone(),
+                Some(reload.clone()),
+                shutdown.clone(),
+            )
+            .await?;
+            tracing::info!(address = %bound, "admin server: /health /ready /metrics, POST /reload");
             Some(handle)
         }
         None => None,
     };
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(shutdown.clone(), reload.clone()));
     let pipeline = tokio::spawn(sluice::topology::run(
         config,
         telemetry,
         shutdown.clone(),
         ready,
+        Some(Reload {
+            load: load_again,
+            handle: reload,
+            requests,
+            watch_files: true,
+        }),
     ));
     let result = pipeline.await.context("pipeline task")?;
     shutdown.cancel();
@@ -192,17 +208,24 @@ async fn run(config: PipelineConfig) -> anyhow::Result<()> {
     result
 }
 
-/// First SIGINT/SIGTERM: drain and stop. Second: exit at once.
-async fn watch_signals(shutdown: CancellationToken) {
+/// SIGHUP: reload. First SIGINT/SIGTERM: drain and stop. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken, reload: ReloadHandle) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload.request("SIGHUP"),
+        }
+    }
     tracing::info!("stopping: draining the pipeline (signal again to exit at once)");
     shutdown.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

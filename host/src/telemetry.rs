@@ -21,7 +21,27 @@ pub struct Telemetry {
     plugin_duration: HistogramVec,
     retries: IntCounterVec,
     buffers: Buffers,
+    reloads: IntCounterVec,
+    reload_failures: IntCounterVec,
+    last_reload: prometheus::Gauge,
+    plugin_info: IntGaugeVec,
+    reload_status: Arc<Mutex<ReloadStatus>>,
     health: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
+}
+
+/// The last reload attempts, for `/health`: what runs may not be what the files say.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// Unix time of the last reload that succeeded.
+    pub last_success: Option<f64>,
+    /// The last reload that failed and why, until a later one succeeds.
+    pub last_failure: Option<ReloadFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadFailure {
+    pub at: f64,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -102,6 +122,35 @@ impl Telemetry {
             "Deliveries a sink retried after a failure it expects to pass (connection, 429, 5xx).",
             &["component"],
         );
+        let reloads = counter(
+            "sluice_reloads_total",
+            "Reloads that took effect: kind=pipeline per reload, kind=plugin per plugin swapped.",
+            &["kind"],
+        );
+        let reload_failures = counter(
+            "sluice_reload_failures_total",
+            "Reloads refused (the running versions stay): kind=pipeline or plugin.",
+            &["kind"],
+        );
+        let last_reload = prometheus::Gauge::new(
+            "sluice_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful reload (0: none since start).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(last_reload.clone()))
+            .expect("unique metric");
+        let plugin_info = IntGaugeVec::new(
+            Opts::new(
+                "sluice_plugin_info",
+                "The plugin each transform runs now: version is the sha256's first 12 digits.",
+            ),
+            &["plugin", "version", "sha256"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(plugin_info.clone()))
+            .expect("unique metric");
         let buffers = Buffers::default();
         registry
             .register(Box::new(buffers.clone()))
@@ -125,8 +174,49 @@ impl Telemetry {
             plugin_duration,
             retries,
             buffers,
+            reloads,
+            reload_failures,
+            last_reload,
+            plugin_info,
+            reload_status: Arc::default(),
             health: Arc::default(),
         }
+    }
+
+    /// Records which module a transform runs, replacing what it ran before.
+    pub fn plugin_running(&self, plugin: &str, sha256: &str, previous: Option<&str>) {
+        if let Some(old) = previous.filter(|old| *old != sha256) {
+            let _ = self
+                .plugin_info
+                .remove_label_values(&[plugin, &old[..old.len().min(12)], old]);
+        }
+        self.plugin_info
+            .with_label_values(&[plugin, &sha256[..sha256.len().min(12)], sha256])
+            .set(1);
+    }
+
+    pub fn reloaded(&self, kind: &str, n: u64) {
+        self.reloads.with_label_values(&[kind]).inc_by(n);
+    }
+
+    pub fn reload_succeeded(&self) {
+        let now = unix_now();
+        self.last_reload.set(now);
+        let mut status = self.reload_status.lock().unwrap();
+        status.last_success = Some(now);
+        status.last_failure = None;
+    }
+
+    pub fn reload_failed(&self, kind: &str, error: &str) {
+        self.reload_failures.with_label_values(&[kind]).inc();
+        self.reload_status.lock().unwrap().last_failure = Some(ReloadFailure {
+            at: unix_now(),
+            error: error.to_owned(),
+        });
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload_status.lock().unwrap().clone()
     }
 
     /// Reports how full `component`'s input channel is, read at each scrape.
@@ -256,6 +346,12 @@ impl ComponentTelemetry {
             }
         }
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Every component's input channel, held weakly (a strong sender would keep a finished

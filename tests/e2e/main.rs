@@ -7,6 +7,7 @@ mod c_plugin;
 mod cli;
 mod deploy_files;
 mod hostile;
+mod hot_reload;
 mod http_source;
 mod loki_receiver;
 mod loki_sink;

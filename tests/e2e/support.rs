@@ -34,6 +34,11 @@ impl Sluice {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`...) without waiting.
+    pub fn signal(&self, name: &str) {
+        signal(self.child.as_ref().expect("running"), name);
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit code.
     pub fn stop(mut self) -> i32 {
         let mut child = self.child.take().unwrap();

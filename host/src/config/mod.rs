@@ -69,6 +69,8 @@ pub struct PipelineConfig {
     pub sinks: BTreeMap<String, SinkConfig>,
     /// The files this configuration came from, in merge order.
     pub files: Vec<PathBuf>,
+    /// The merged document after `${VAR}` interpolation: what a reload compares.
+    pub merged: Value,
 }
 
 /// One YAML document and where its keys are.
@@ -205,6 +207,7 @@ pub fn load_sources(
             .map(|(path, message)| origins.error(path, message)),
     );
 
+    let merged_copy = merged.clone();
     let raw: RawConfig = match deserialize_at(&origins, KeyPath::default(), merged) {
         Ok(raw) => raw,
         Err(e) => {
@@ -228,6 +231,7 @@ pub fn load_sources(
         transforms: BTreeMap::new(),
         sinks: BTreeMap::new(),
         files: sources.iter().map(|(p, _)| p.clone()).collect(),
+        merged: merged_copy,
     };
     if raw.data_dir.is_some() {
         config.data_dir = origins.resolve(&KeyPath::parse(&["data_dir"]), &config.data_dir);

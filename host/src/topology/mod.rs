@@ -8,6 +8,7 @@ pub use fanout::{Fanout, CHANNEL_CAPACITY};
 
 use crate::config::PipelineConfig;
 use crate::plugin::{encode_config, PluginEngine, PluginInstance};
+use crate::reload::{LoadPipeline, ReloadHandle, ReloadRequest, Reloader, Running};
 use crate::sinks::SinkContext;
 use crate::sources::SourceContext;
 use crate::telemetry::Telemetry;
@@ -20,16 +21,29 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// What a pipeline needs to reload itself.
+pub struct Reload {
+    pub load: LoadPipeline,
+    pub handle: ReloadHandle,
+    pub requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    /// Watch the files in use (off for callers that reload only on request).
+    pub watch_files: bool,
+}
+
 /// How long sinks get to flush after the sources stopped before they are told to give up.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs the pipeline until `shutdown` fires or every source has finished (stdin closed, a
 /// demo with a `count`), then drains it. `ready` turns true once everything has started.
+///
+/// With `reload`, the pipeline's files and plugins are watched and reload requests are
+/// served while it runs (see [`crate::reload`]).
 pub async fn run(
     config: PipelineConfig,
     telemetry: Telemetry,
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
+    reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -55,6 +69,7 @@ pub async fn run(
         match loaded {
             Ok(parts) => {
                 tracing::info!(plugin = %name, sha256 = %parts.0.sha256, cached = !parts.0.compiled, "plugin loaded");
+                telemetry.plugin_running(name, &parts.0.sha256, None);
                 workers.insert(name.clone(), parts);
             }
             Err(e) => refusals.push(e.to_string()),
@@ -64,6 +79,7 @@ pub async fn run(
         anyhow::bail!("{}", refusals.join("\n"));
     }
 
+    let reload_config = crate::reload::Loaded::of(&config);
     // One bounded channel per consumer; each output fans out to the consumers naming it.
     let mut fanouts: BTreeMap<String, Fanout> = BTreeMap::new();
     let mut receivers = BTreeMap::new();
@@ -102,6 +118,7 @@ pub async fn run(
         sinks.push((name, tokio::spawn(sink.run(cx))));
     }
 
+    let mut running = std::collections::BTreeMap::new();
     let mut threads = Vec::new();
     for (name, t) in config.transforms {
         let (module, instance, plugin_config) = workers.remove(&name).expect("loaded above");
@@ -112,6 +129,15 @@ pub async fn run(
             metrics: take(&format!("{name}.metrics")),
             alerts: take(&format!("{name}.alerts")),
         };
+        let (swaps_tx, swaps) = mpsc::channel(1);
+        running.insert(
+            name.clone(),
+            Running {
+                config: t.clone(),
+                sha256: module.sha256.clone(),
+                swaps: swaps_tx,
+            },
+        );
         let worker = TransformWorker {
             telemetry: telemetry.component(&name, "transform"),
             input: receivers.remove(&name).expect("a channel per transform"),
@@ -124,6 +150,7 @@ pub async fn run(
             grants: t.grants,
             on_error: t.on_error,
             tick_interval: Duration::from_millis(t.tick_interval_ms.max(10)),
+            swaps,
             outputs,
         };
         let handle = tokio::runtime::Handle::current();
@@ -147,6 +174,27 @@ pub async fn run(
         sources.spawn(async move { (name, source.run(cx).await) });
     }
     drop(fanouts);
+    let reloader = reload.map(|reload| {
+        let (watched_tx, watched) = tokio::sync::watch::channel(Vec::new());
+        let reloader = Reloader {
+            load: reload.load,
+            current: reload_config,
+            engine: engine.clone(),
+            transforms: running,
+            telemetry: telemetry.clone(),
+            watched: Some(watched_tx),
+        };
+        let files = reloader.files();
+        if let Some(tx) = &reloader.watched {
+            let _ = tx.send(files);
+        }
+        if reload.watch_files {
+            if let Err(e) = crate::reload::watch_files(reload.handle, watched, shutdown.clone()) {
+                tracing::warn!(error = %e, "cannot watch the pipeline's files; SIGHUP and POST /reload still reload");
+            }
+        }
+        tokio::spawn(reloader.run(reload.requests))
+    });
     ready.store(true, Ordering::Release);
     tracing::info!("pipeline running");
 
@@ -162,6 +210,12 @@ pub async fn run(
         }
     }
     ready.store(false, Ordering::Release);
+    // No reload once draining: the reloader holds the workers' swap channels, and letting
+    // go of them is what lets a worker finish.
+    if let Some(reloader) = reloader {
+        reloader.abort();
+        let _ = reloader.await;
+    }
 
     tokio::task::spawn_blocking(move || {
         for t in threads {

@@ -8,4 +8,4 @@ mod config;
 mod worker;
 
 pub use config::{OnError, TransformConfig};
-pub use worker::{Outputs, TransformWorker};
+pub use worker::{Outputs, Swap, Swapped, TransformWorker};

@@ -33,8 +33,42 @@ pub struct TransformWorker {
     pub on_error: OnError,
     pub tick_interval: Duration,
     pub input: mpsc::Receiver<Batch>,
+    /// New plugin versions, already loaded, initialised and self-checked off this thread;
+    /// taken between batches.
+    pub swaps: mpsc::Receiver<Swap>,
     pub outputs: Outputs,
     pub telemetry: ComponentTelemetry,
+}
+
+/// A replacement for the running plugin: everything a worker needs to run it.
+pub struct Swap {
+    pub module: PluginModule,
+    pub instance: PluginInstance,
+    pub config: Vec<u8>,
+    pub limits: Limits,
+    pub grants: Grants,
+    pub on_error: OnError,
+    pub tick_interval: Duration,
+    /// What became of the swap, once it is done.
+    pub done: tokio::sync::oneshot::Sender<Result<Swapped, String>>,
+}
+
+/// How a swap went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swapped {
+    /// The old version's snapshot was restored into the new one.
+    StateCarried,
+    /// One of the two versions has no snapshot/restore: the new one starts fresh.
+    Fresh,
+}
+
+enum Received {
+    Batch(Batch),
+    Swap(Box<Swap>),
+    /// Every input closed: the pipeline is draining.
+    Closed,
+    /// Time for a tick.
+    Nothing,
 }
 
 /// Plugin log lines allowed per second before the rest are counted and skipped.
@@ -50,12 +84,22 @@ impl TransformWorker {
         self.telemetry.set_status(Status::Running, None);
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let received =
-                runtime.block_on(async { tokio::time::timeout(wait, self.input.recv()).await });
+            let received = runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    Some(swap) = self.swaps.recv() => Received::Swap(Box::new(swap)),
+                    batch = tokio::time::timeout(wait, self.input.recv()) => match batch {
+                        Ok(Some(batch)) => Received::Batch(batch),
+                        Ok(None) => Received::Closed,
+                        Err(_) => Received::Nothing,
+                    },
+                }
+            });
             let now = Instant::now();
             match received {
-                Ok(None) => break,
-                Ok(Some(batch)) => {
+                Received::Closed => break,
+                Received::Swap(swap) => self.swap(*swap, &mut instance),
+                Received::Batch(batch) => {
                     self.telemetry.received(batch.len());
                     let encoded =
                         rmp_serde::to_vec_named(&batch.records).expect("JSON maps always encode");
@@ -66,7 +110,7 @@ impl TransformWorker {
                     self.telemetry.plugin_call("process", started.elapsed());
                     self.handle(result, Some(batch), &origin, &mut instance, &mut log_window);
                 }
-                Err(_elapsed) => {}
+                Received::Nothing => {}
             }
             if now >= next_tick {
                 next_tick = now + self.tick_interval;
@@ -82,6 +126,63 @@ impl TransformWorker {
             }
         }
         self.telemetry.set_status(Status::Stopped, None);
+    }
+
+    /// Puts a new version in place of the running one, between two batches, handing it
+    /// the old one's state when both can. Nothing is in flight here: the last batch was
+    /// answered and the next one is still in the channel.
+    fn swap(&mut self, swap: Swap, instance: &mut Option<PluginInstance>) {
+        let Swap {
+            module,
+            instance: mut fresh,
+            config,
+            limits,
+            grants,
+            on_error,
+            tick_interval,
+            done,
+        } = swap;
+        let carried = match instance.as_mut() {
+            Some(old) if self.module.has_snapshot && module.has_snapshot => {
+                let state = match old.snapshot() {
+                    Ok(Some(state)) => Some(state),
+                    Ok(None) => None,
+                    Err(e) => {
+                        let _ = done.send(Err(format!(
+                            "the running version failed to snapshot its state: {e}"
+                        )));
+                        return;
+                    }
+                };
+                match state.map(|state| fresh.restore(&state)) {
+                    // The running version keeps no state: nothing to carry.
+                    None => Swapped::Fresh,
+                    Some(Ok(response)) if response.error.is_none() => Swapped::StateCarried,
+                    Some(Ok(response)) => {
+                        let _ = done.send(Err(format!(
+                            "the new version refused the running version's state: {}",
+                            response.error.unwrap_or_default()
+                        )));
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        let _ = done.send(Err(format!(
+                            "the new version failed to restore the running version's state: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+            _ => Swapped::Fresh,
+        };
+        self.module = module;
+        self.config = config;
+        self.limits = limits;
+        self.grants = grants;
+        self.on_error = on_error;
+        self.tick_interval = tick_interval;
+        *instance = Some(fresh);
+        let _ = done.send(Ok(carried));
     }
 
     /// The live instance, rebuilding it if a failure poisoned the last one.

@@ -12,6 +12,8 @@ pub struct Config {
     pub version: String,
     /// Refuse to start, with this message.
     pub fail_init: Option<String>,
+    /// Trap on every record: a build that starts but cannot process anything.
+    pub trap: bool,
 }
 
 pub struct Chaos {
@@ -29,6 +31,9 @@ impl Plugin for Chaos {
     }
 
     fn process(&mut self, mut record: Record, out: &mut Output) -> Result<(), Error> {
+        if self.config.trap {
+            panic!("this build traps on every record");
+        }
         match record.get_str("chaos") {
             Some("trap") => panic!("chaos asked for a trap"),
             Some("loop") => {
