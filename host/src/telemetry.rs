@@ -19,6 +19,7 @@ pub struct Telemetry {
     errors: IntCounterVec,
     plugin_errors: IntCounterVec,
     plugin_duration: HistogramVec,
+    swap_duration: HistogramVec,
     retries: IntCounterVec,
     buffers: Buffers,
     reloads: IntCounterVec,
@@ -117,6 +118,22 @@ impl Telemetry {
         registry
             .register(Box::new(plugin_duration.clone()))
             .expect("unique metric");
+        let swap_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sluice_plugin_swap_duration_seconds",
+                "Time a transform's worker spent swapping in a new version (snapshot, restore, \
+                 replace): the delay a reload adds to records waiting for that transform.",
+            )
+            .buckets(vec![
+                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                0.025, 0.05, 0.1,
+            ]),
+            &["plugin"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(swap_duration.clone()))
+            .expect("unique metric");
         let retries = counter(
             "sluice_sink_retries_total",
             "Deliveries a sink retried after a failure it expects to pass (connection, 429, 5xx).",
@@ -172,6 +189,7 @@ impl Telemetry {
             errors,
             plugin_errors,
             plugin_duration,
+            swap_duration,
             retries,
             buffers,
             reloads,
@@ -315,6 +333,13 @@ impl ComponentTelemetry {
         self.telemetry
             .plugin_duration
             .with_label_values(&[&self.name, call])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn plugin_swapped(&self, elapsed: Duration) {
+        self.telemetry
+            .swap_duration
+            .with_label_values(&[&self.name])
             .observe(elapsed.as_secs_f64());
     }
 

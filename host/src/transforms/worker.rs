@@ -132,6 +132,7 @@ impl TransformWorker {
     /// the old one's state when both can. Nothing is in flight here: the last batch was
     /// answered and the next one is still in the channel.
     fn swap(&mut self, swap: Swap, instance: &mut Option<PluginInstance>) {
+        let started = Instant::now();
         let Swap {
             module,
             instance: mut fresh,
@@ -182,6 +183,7 @@ impl TransformWorker {
         self.on_error = on_error;
         self.tick_interval = tick_interval;
         *instance = Some(fresh);
+        self.telemetry.plugin_swapped(started.elapsed());
         let _ = done.send(Ok(carried));
     }
 
