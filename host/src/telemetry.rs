@@ -20,6 +20,7 @@ pub struct Telemetry {
     plugin_errors: IntCounterVec,
     plugin_duration: HistogramVec,
     swap_duration: HistogramVec,
+    canary: IntCounterVec,
     retries: IntCounterVec,
     buffers: Buffers,
     reloads: IntCounterVec,
@@ -134,6 +135,12 @@ impl Telemetry {
         registry
             .register(Box::new(swap_duration.clone()))
             .expect("unique metric");
+        let canary = counter(
+            "sluice_canary_records_total",
+            "Records of sampled batches a transform's canary produced, compared with the live \
+             version's: outcome same, different, or error (per failed batch).",
+            &["plugin", "outcome"],
+        );
         let retries = counter(
             "sluice_sink_retries_total",
             "Deliveries a sink retried after a failure it expects to pass (connection, 429, 5xx).",
@@ -190,6 +197,7 @@ impl Telemetry {
             plugin_errors,
             plugin_duration,
             swap_duration,
+            canary,
             retries,
             buffers,
             reloads,
@@ -334,6 +342,13 @@ impl ComponentTelemetry {
             .plugin_duration
             .with_label_values(&[&self.name, call])
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn canary(&self, outcome: &str, n: usize) {
+        self.telemetry
+            .canary
+            .with_label_values(&[&self.name, outcome])
+            .inc_by(n as u64);
     }
 
     pub fn plugin_swapped(&self, elapsed: Duration) {

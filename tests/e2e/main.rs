@@ -4,6 +4,7 @@
 mod alert_sink;
 mod all_sinks;
 mod c_plugin;
+mod canary;
 mod cli;
 mod deploy_files;
 mod hostile;

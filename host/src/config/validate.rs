@@ -133,6 +133,25 @@ pub fn validate(
                 ));
             }
         }
+        if let Some(canary) = transform.canary.as_mut() {
+            let key = KeyPath::parse(&["transforms", name, "canary", "plugin"]);
+            canary.plugin = origins.resolve(&key, &canary.plugin);
+            if !canary.plugin.is_file() {
+                errors.push(origins.error(
+                    key,
+                    format!(
+                        "canary plugin file {} does not exist",
+                        canary.plugin.display()
+                    ),
+                ));
+            }
+            if !(canary.sample > 0.0 && canary.sample <= 1.0) {
+                errors.push(origins.error(
+                    KeyPath::parse(&["transforms", name, "canary", "sample"]),
+                    "`sample` is the share of batches copied to the canary: above 0, at most 1",
+                ));
+            }
+        }
     }
     for (name, sink) in config.sinks.iter_mut() {
         sink.resolve_paths(&|key: &[&str], path| {

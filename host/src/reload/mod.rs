@@ -19,7 +19,7 @@ pub use watch::watch_files;
 use crate::config::PipelineConfig;
 use crate::plugin::{encode_config, LoadError, PluginEngine, PluginInstance};
 use crate::telemetry::Telemetry;
-use crate::transforms::{Swap, Swapped, TransformConfig};
+use crate::transforms::{Canary, Swap, Swapped, TransformConfig};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -358,6 +358,7 @@ fn prepare(
         }
     }
     drop(check);
+    let canary = Canary::load(engine, name, config).map_err(failed)?;
     let instance = PluginInstance::new(
         engine,
         &module,
@@ -378,6 +379,7 @@ fn prepare(
             grants: config.grants.clone(),
             on_error: config.on_error,
             tick_interval: Duration::from_millis(config.tick_interval_ms.max(10)),
+            canary,
             done,
         },
         outcome,

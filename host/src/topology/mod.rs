@@ -12,7 +12,7 @@ use crate::reload::{LoadPipeline, ReloadHandle, ReloadRequest, Reloader, Running
 use crate::sinks::SinkContext;
 use crate::sources::SourceContext;
 use crate::telemetry::Telemetry;
-use crate::transforms::{Outputs, TransformWorker};
+use crate::transforms::{Canary, Outputs, TransformWorker};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +63,8 @@ pub async fn run(
             let module = engine.load(&name2, &t2.plugin, t2.sha256.as_deref())?;
             let config = encode_config(&t2.config);
             let instance = PluginInstance::new(&engine, &module, t2.limits, &t2.grants, &config)?;
-            Ok::<_, crate::plugin::LoadError>((module, instance, config))
+            let canary = Canary::load(&engine, &name2, &t2)?;
+            Ok::<_, crate::plugin::LoadError>((module, instance, config, canary))
         })
         .await?;
         match loaded {
@@ -121,7 +122,8 @@ pub async fn run(
     let mut running = std::collections::BTreeMap::new();
     let mut threads = Vec::new();
     for (name, t) in config.transforms {
-        let (module, instance, plugin_config) = workers.remove(&name).expect("loaded above");
+        let (module, instance, plugin_config, canary) =
+            workers.remove(&name).expect("loaded above");
         let mut take = |output: &str| fanouts.remove(output).unwrap_or_default();
         let outputs = Outputs {
             records: take(&name),
@@ -151,6 +153,7 @@ pub async fn run(
             on_error: t.on_error,
             tick_interval: Duration::from_millis(t.tick_interval_ms.max(10)),
             swaps,
+            canary,
             outputs,
         };
         let handle = tokio::runtime::Handle::current();

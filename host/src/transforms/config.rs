@@ -1,3 +1,4 @@
+use super::canary::CanaryConfig;
 use crate::plugin::{Grants, Limits};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ pub struct TransformConfig {
     /// Interval of the plugin's `tick` call, in milliseconds, if it exports one.
     #[serde(default = "default_tick_ms")]
     pub tick_interval_ms: u64,
+    /// A candidate version that sees a sample of batches; compared, never shipped.
+    #[serde(default)]
+    pub canary: Option<CanaryConfig>,
 }
 
 fn default_tick_ms() -> u64 {

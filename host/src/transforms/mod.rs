@@ -4,8 +4,11 @@
 //! output, metric updates to `NAME.metrics`, alert events to `NAME.alerts`, and failed
 //! batches per `on_error`, to `NAME.dead_letter` among others.
 
+mod canary;
 mod config;
 mod worker;
+
+pub use canary::{Canary, CanaryConfig};
 
 pub use config::{OnError, TransformConfig};
 pub use worker::{Outputs, Swap, Swapped, TransformWorker};

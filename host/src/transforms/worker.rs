@@ -1,6 +1,6 @@
 //! The worker thread of one plugin transform.
 
-use super::OnError;
+use super::{Canary, OnError};
 use crate::event::{Batch, Record};
 use crate::plugin::{CallError, Grants, Limits, PluginEngine, PluginInstance, PluginModule};
 use crate::telemetry::{ComponentTelemetry, Status};
@@ -36,6 +36,7 @@ pub struct TransformWorker {
     /// New plugin versions, already loaded, initialised and self-checked off this thread;
     /// taken between batches.
     pub swaps: mpsc::Receiver<Swap>,
+    pub canary: Option<Canary>,
     pub outputs: Outputs,
     pub telemetry: ComponentTelemetry,
 }
@@ -49,6 +50,7 @@ pub struct Swap {
     pub grants: Grants,
     pub on_error: OnError,
     pub tick_interval: Duration,
+    pub canary: Option<Canary>,
     /// What became of the swap, once it is done.
     pub done: tokio::sync::oneshot::Sender<Result<Swapped, String>>,
 }
@@ -108,6 +110,11 @@ impl TransformWorker {
                         .ensure(&mut instance)
                         .and_then(|live| live.process(&encoded));
                     self.telemetry.plugin_call("process", started.elapsed());
+                    if let (Some(canary), Ok(live)) = (self.canary.as_mut(), &result) {
+                        if live.error.is_none() && canary.sampled() {
+                            canary.compare(&self.engine, &encoded, &live.records, &self.telemetry);
+                        }
+                    }
                     self.handle(result, Some(batch), &origin, &mut instance, &mut log_window);
                 }
                 Received::Nothing => {}
@@ -141,6 +148,7 @@ impl TransformWorker {
             grants,
             on_error,
             tick_interval,
+            canary,
             done,
         } = swap;
         let carried = match instance.as_mut() {
@@ -182,6 +190,7 @@ impl TransformWorker {
         self.grants = grants;
         self.on_error = on_error;
         self.tick_interval = tick_interval;
+        self.canary = canary;
         *instance = Some(fresh);
         self.telemetry.plugin_swapped(started.elapsed());
         let _ = done.send(Ok(carried));
