@@ -267,6 +267,17 @@ fn sighup_and_a_file_change_reload_and_a_bad_file_changes_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     s.write_pipeline("version: v3");
     until_version("v3", "delete and re-create");
+    // A build that does not match the pipeline's sha256 pin is refused, and v3 stays.
+    let pinned = std::fs::read_to_string(&s.config).unwrap().replace(
+        "    on_error: drop\n",
+        &format!("    on_error: drop\n    sha256: \"{}\"\n", "0".repeat(64)),
+    );
+    replace(&s.config, pinned.as_bytes());
+    let (status, body) = s.post_reload();
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("but the pipeline pins 0000"), "{error}");
+    until_version("v3", "after a pin mismatch");
     let log = sluice.log_text();
     assert!(log.contains("reload refused"), "{log}");
     assert_eq!(sluice.stop(), 0);

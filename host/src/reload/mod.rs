@@ -318,7 +318,8 @@ fn prepare(
     running_sha: &str,
     same_settings: bool,
 ) -> Result<Option<Ready>, String> {
-    let failed = |e: LoadError| format!("plugin `{name}`: {e}; the running version stays");
+    // LoadError names the plugin already.
+    let failed = |e: LoadError| format!("{e}; the running version stays");
     if same_settings {
         // The common case, every transform on every reload: skip the load when the file
         // is the one running.
@@ -335,14 +336,17 @@ fn prepare(
         return Ok(None);
     }
     let plugin_config = encode_config(&config.config);
-    let mut check = PluginInstance::new(
-        engine,
-        &module,
-        config.limits,
-        &config.grants,
-        &plugin_config,
-    )
-    .map_err(failed)?;
+    let instantiate = || {
+        PluginInstance::new(
+            engine,
+            &module,
+            config.limits,
+            &config.grants,
+            &plugin_config,
+        )
+        .map_err(failed)
+    };
+    let mut check = instantiate()?;
     match check.process(&self_check_batch()) {
         Ok(response) if response.error.is_none() => {}
         Ok(response) => {
@@ -359,14 +363,7 @@ fn prepare(
     }
     drop(check);
     let canary = Canary::load(engine, name, config).map_err(failed)?;
-    let instance = PluginInstance::new(
-        engine,
-        &module,
-        config.limits,
-        &config.grants,
-        &plugin_config,
-    )
-    .map_err(failed)?;
+    let instance = instantiate()?;
     let (done, outcome) = oneshot::channel();
     let sha256 = module.sha256.clone();
     tracing::info!(plugin = %name, sha256 = %sha256, cached = !module.compiled, "reload: new version loaded and self-checked");
