@@ -162,7 +162,7 @@ impl Reloader {
                                 tracing::info!(plugin = %name, "reload: new version live, state carried over")
                             }
                             SwapOutcome::Fresh => {
-                                tracing::info!(plugin = %name, "reload: new version live; it starts with fresh state (a version without snapshot/restore)")
+                                tracing::info!(plugin = %name, "reload: new version live; it starts with fresh state (the running version handed over none)")
                             }
                         }
                     }

@@ -60,7 +60,7 @@ pub struct Swap {
 pub enum Swapped {
     /// The old version's snapshot was restored into the new one.
     StateCarried,
-    /// One of the two versions has no snapshot/restore: the new one starts fresh.
+    /// No state to carry (a version without snapshot/restore, or an empty snapshot).
     Fresh,
 }
 
