@@ -153,31 +153,10 @@ impl TransformWorker {
         } = swap;
         let carried = match instance.as_mut() {
             Some(old) if self.module.has_snapshot && module.has_snapshot => {
-                let state = match old.snapshot() {
-                    Ok(Some(state)) => Some(state),
-                    Ok(None) => None,
+                match carry_state(old, &mut fresh) {
+                    Ok(carried) => carried,
                     Err(e) => {
-                        let _ = done.send(Err(format!(
-                            "the running version failed to snapshot its state: {e}"
-                        )));
-                        return;
-                    }
-                };
-                match state.map(|state| fresh.restore(&state)) {
-                    // The running version keeps no state: nothing to carry.
-                    None => Swapped::Fresh,
-                    Some(Ok(response)) if response.error.is_none() => Swapped::StateCarried,
-                    Some(Ok(response)) => {
-                        let _ = done.send(Err(format!(
-                            "the new version refused the running version's state: {}",
-                            response.error.unwrap_or_default()
-                        )));
-                        return;
-                    }
-                    Some(Err(e)) => {
-                        let _ = done.send(Err(format!(
-                            "the new version failed to restore the running version's state: {e}"
-                        )));
+                        let _ = done.send(Err(e));
                         return;
                     }
                 }
@@ -360,6 +339,26 @@ impl TransformWorker {
                 LogLevel::Trace => tracing::trace!(plugin, "{message}"),
             }
         }
+    }
+}
+
+/// Hands the running instance's state to the new one.
+fn carry_state(old: &mut PluginInstance, fresh: &mut PluginInstance) -> Result<Swapped, String> {
+    let state = old
+        .snapshot()
+        .map_err(|e| format!("the running version failed to snapshot its state: {e}"))?;
+    // The running version keeps no state: nothing to carry.
+    let Some(state) = state else {
+        return Ok(Swapped::Fresh);
+    };
+    let response = fresh.restore(&state).map_err(|e| {
+        format!("the new version failed to restore the running version's state: {e}")
+    })?;
+    match response.error {
+        None => Ok(Swapped::StateCarried),
+        Some(e) => Err(format!(
+            "the new version refused the running version's state: {e}"
+        )),
     }
 }
 
