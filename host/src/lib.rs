@@ -13,6 +13,7 @@
 
 pub mod ack;
 pub mod admin;
+pub mod buffers;
 pub mod config;
 pub mod decode;
 pub mod event;
@@ -23,3 +24,17 @@ pub mod sources;
 pub mod telemetry;
 pub mod topology;
 pub mod transforms;
+
+/// Entry points for the cargo-fuzz targets in `fuzz/` (`docs/fuzzing.md`): thin wrappers
+/// over crate-private code, not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::sinks::loki::encoder::{body, Body, Encoder, Pending, Placement};
+
+    /// How the host reads what a plugin's `process` (or `init`, `tick`, `restore`) returned.
+    pub fn decode_response(
+        bytes: &[u8],
+    ) -> Result<sluice_sdk::abi::Response, crate::plugin::CallError> {
+        crate::plugin::decode_response(bytes)
+    }
+}

@@ -23,6 +23,8 @@ pub struct Telemetry {
     canary: IntCounterVec,
     retries: IntCounterVec,
     buffers: Buffers,
+    disk_buffer_bytes: IntGaugeVec,
+    disk_buffer_max_bytes: IntGaugeVec,
     reloads: IntCounterVec,
     reload_failures: IntCounterVec,
     last_reload: prometheus::Gauge,
@@ -175,6 +177,21 @@ impl Telemetry {
         registry
             .register(Box::new(plugin_info.clone()))
             .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["component"]).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let disk_buffer_bytes = gauge(
+            "sluice_buffer_disk_bytes",
+            "Bytes in a sink's disk buffer not yet acknowledged by the sink.",
+        );
+        let disk_buffer_max_bytes = gauge(
+            "sluice_buffer_disk_max_bytes",
+            "The configured size of a sink's disk buffer (`max_bytes`).",
+        );
         let buffers = Buffers::default();
         registry
             .register(Box::new(buffers.clone()))
@@ -200,6 +217,8 @@ impl Telemetry {
             canary,
             retries,
             buffers,
+            disk_buffer_bytes,
+            disk_buffer_max_bytes,
             reloads,
             reload_failures,
             last_reload,
@@ -314,6 +333,16 @@ impl ComponentTelemetry {
             .dropped
             .with_label_values(&[&self.name, reason])
             .inc_by(n as u64);
+    }
+
+    /// A disk buffer's fill, so `used / max` can be alerted on before it blocks or drops.
+    pub fn buffer_bytes(&self, used: u64, max: u64) {
+        let set = |g: &IntGaugeVec, v: u64| {
+            g.with_label_values(&[&*self.name])
+                .set(i64::try_from(v).unwrap_or(i64::MAX))
+        };
+        set(&self.telemetry.disk_buffer_bytes, used);
+        set(&self.telemetry.disk_buffer_max_bytes, max);
     }
 
     pub fn error(&self, kind: &str) {

@@ -318,9 +318,7 @@ impl PluginInstance {
             return Ok(Response::default());
         }
         let bytes = self.take_buffer(packed)?;
-        rmp_serde::from_slice(&bytes).map_err(|e| {
-            CallError::Malformed(format!("response is not an ABI v1 MessagePack map: {e}"))
-        })
+        decode_response(&bytes)
     }
 
     /// Copies a guest buffer out and hands it back to the guest's allocator.
@@ -357,6 +355,13 @@ impl PluginInstance {
         }
         CallError::Trap(reason)
     }
+}
+
+/// Turns the bytes a guest returned into a [`Response`]; anything else is `Malformed`.
+pub(crate) fn decode_response(bytes: &[u8]) -> Result<Response, CallError> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        CallError::Malformed(format!("response is not an ABI v1 MessagePack map: {e}"))
+    })
 }
 
 fn root_cause(error: &wasmtime::Error) -> String {

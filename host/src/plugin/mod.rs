@@ -16,4 +16,5 @@ mod stdio;
 pub use engine::{PluginEngine, PluginModule, EPOCH_TICK};
 pub use error::{CallError, LoadError};
 pub use harness::{encode_config, WasmHarness};
+pub(crate) use instance::decode_response;
 pub use instance::{Grants, Limits, PluginInstance};

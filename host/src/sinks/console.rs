@@ -8,6 +8,9 @@ use tokio::io::AsyncWriteExt;
 #[serde(deny_unknown_fields)]
 pub struct ConsoleSinkConfig {
     pub inputs: Vec<String>,
+    /// Where batches wait for this sink (see [`crate::buffers`]).
+    #[serde(default)]
+    pub buffer: crate::buffers::BufferConfig,
     #[serde(default)]
     pub encoding: Encoding,
     #[serde(default)]

@@ -11,6 +11,9 @@ use tokio::io::AsyncWriteExt;
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     pub inputs: Vec<String>,
+    /// Where batches wait for this sink (see [`crate::buffers`]).
+    #[serde(default)]
+    pub buffer: crate::buffers::BufferConfig,
     pub path: PathBuf,
     #[serde(default)]
     pub encoding: Encoding,

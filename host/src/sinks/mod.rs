@@ -38,6 +38,18 @@ pub struct SinkContext {
     pub abort: CancellationToken,
 }
 
+/// A sink that returns early (aborted at shutdown, or failed) leaves batches in its input;
+/// dropping one would acknowledge it as delivered, so each is marked failed instead and its
+/// source sends it again.
+impl Drop for SinkContext {
+    fn drop(&mut self) {
+        self.input.close();
+        while let Ok(batch) = self.input.try_recv() {
+            batch.fail();
+        }
+    }
+}
+
 impl Typed for SinkConfig {
     const TYPES: &'static [&'static str] = &["console", "file", "prometheus", "loki", "alerts"];
 
@@ -74,6 +86,16 @@ impl SinkConfig {
         }
     }
 
+    pub fn buffer(&self) -> &crate::buffers::BufferConfig {
+        match self {
+            SinkConfig::Console(c) => &c.buffer,
+            SinkConfig::File(c) => &c.buffer,
+            SinkConfig::Prometheus(c) => &c.buffer,
+            SinkConfig::Loki(c) => &c.buffer,
+            SinkConfig::Alerts(c) => &c.buffer,
+        }
+    }
+
     /// Makes relative paths relative to the file that wrote them.
     pub fn resolve_paths(&mut self, resolve: &dyn Fn(&[&str], &Path) -> PathBuf) {
         match self {
@@ -89,12 +111,16 @@ impl SinkConfig {
 
     /// Problems only this sink can see, as (key path under the sink, message).
     pub fn check(&self) -> Vec<(Vec<String>, String)> {
-        match self {
+        let mut problems = match self {
             SinkConfig::Prometheus(c) => c.check(),
             SinkConfig::Loki(c) => c.check(),
             SinkConfig::Alerts(c) => c.check(),
             _ => Vec::new(),
+        };
+        for (key, message) in self.buffer().check() {
+            problems.push((vec!["buffer".to_owned(), key.to_owned()], message));
         }
+        problems
     }
 
     pub async fn run(self, cx: SinkContext) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ mod fanout;
 
 pub use fanout::{Fanout, CHANNEL_CAPACITY};
 
+use crate::buffers::Buffer;
 use crate::config::PipelineConfig;
 use crate::plugin::{encode_config, PluginEngine, PluginInstance};
 use crate::reload::{LoadPipeline, ReloadHandle, ReloadRequest, Reloader, Running};
@@ -81,42 +82,51 @@ pub async fn run(
     }
 
     let reload_config = crate::reload::Loaded::of(&config);
-    // One bounded channel per consumer; each output fans out to the consumers naming it.
+    // One bounded channel per consumer (a sink's buffer, for sinks); each output fans out
+    // to the consumers naming it.
+    let abort = CancellationToken::new();
     let mut fanouts: BTreeMap<String, Fanout> = BTreeMap::new();
     let mut receivers = BTreeMap::new();
-    let consumers = config
-        .transforms
-        .iter()
-        .map(|(n, t)| (n.clone(), t.inputs.clone()))
-        .chain(
-            config
-                .sinks
-                .iter()
-                .map(|(n, s)| (n.clone(), s.inputs().to_vec())),
-        );
-    for (name, inputs) in consumers {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        telemetry.watch_buffer(&name, &tx);
-        let consumer: Arc<str> = name.as_str().into();
+    let mut connect = |name: &str, inputs: &[String], tx: mpsc::Sender<_>| {
+        telemetry.watch_buffer(name, &tx);
+        let consumer: Arc<str> = name.into();
         for input in inputs {
             fanouts
-                .entry(input)
+                .entry(input.clone())
                 .or_default()
                 .add(consumer.clone(), tx.clone());
         }
-        receivers.insert(name, rx);
+    };
+    for (name, t) in &config.transforms {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        connect(name, &t.inputs, tx);
+        receivers.insert(name.clone(), rx);
     }
-
-    let abort = CancellationToken::new();
     let mut sinks = Vec::new();
     for (name, sink) in config.sinks {
+        let sink_telemetry = telemetry.component(&name, sink.kind());
+        let buffer = Buffer::build(
+            sink.buffer(),
+            &name,
+            &config.data_dir,
+            &sink_telemetry,
+            &abort,
+        )
+        .with_context(|| format!("sink `{name}`: cannot open its buffer"))?;
+        connect(&name, sink.inputs(), buffer.sender);
         let cx = SinkContext {
-            telemetry: telemetry.component(&name, sink.kind()),
-            input: receivers.remove(&name).expect("a channel per sink"),
+            telemetry: sink_telemetry,
+            input: buffer.receiver,
             abort: abort.clone(),
             name: name.clone(),
         };
-        sinks.push((name, tokio::spawn(sink.run(cx))));
+        let guard = buffer.guard;
+        let task = async move {
+            let result = sink.run(cx).await;
+            drop(guard);
+            result
+        };
+        sinks.push((name, tokio::spawn(task)));
     }
 
     let mut running = std::collections::BTreeMap::new();
@@ -220,13 +230,15 @@ pub async fn run(
         let _ = reloader.await;
     }
 
-    tokio::task::spawn_blocking(move || {
-        for t in threads {
-            let _ = t.join();
-        }
-    })
-    .await?;
+    // Everything downstream of the sources gets one deadline: a sink that cannot deliver
+    // would otherwise hold up the plugins feeding it, and them the shutdown.
     let drain = async {
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = joined.await;
         for (name, handle) in sinks {
             match handle.await {
                 Ok(Ok(())) => {}

@@ -23,6 +23,9 @@ type Problems = Vec<(Vec<String>, String)>;
 pub struct AlertSinkConfig {
     /// Alert outputs to read, e.g. `[alerts.alerts]`.
     pub inputs: Vec<String>,
+    /// Where batches wait for this sink (see [`crate::buffers`]).
+    #[serde(default)]
+    pub buffer: crate::buffers::BufferConfig,
     /// The routing tree; its root takes every alert no child route takes.
     pub route: RouteConfig,
     /// Where notifications go, by name.

@@ -16,6 +16,9 @@ pub const OVERFLOW_LABEL: &str = "overflow";
 #[serde(deny_unknown_fields)]
 pub struct LokiSinkConfig {
     pub inputs: Vec<String>,
+    /// Where batches wait for this sink (see [`crate::buffers`]).
+    #[serde(default)]
+    pub buffer: crate::buffers::BufferConfig,
     /// Loki's address, `http://loki:3100`; the push path `/loki/api/v1/push` is added when
     /// the URL has no path of its own (a gateway may want another one).
     pub url: String,

@@ -14,7 +14,7 @@
 //! acknowledgements.
 
 mod config;
-mod encoder;
+pub(crate) mod encoder;
 mod service;
 mod sink;
 mod template;

@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct PrometheusSinkConfig {
     /// Metric-update outputs to serve, e.g. `[metrics.metrics]`.
     pub inputs: Vec<String>,
+    /// Where batches wait for this sink (see [`crate::buffers`]).
+    #[serde(default)]
+    pub buffer: crate::buffers::BufferConfig,
     /// Where `/metrics` is served (separate from the admin address, so Prometheus can
     /// scrape trading metrics without reaching the admin API).
     pub address: SocketAddr,
