@@ -30,6 +30,8 @@ pub(crate) enum Reply {
     },
     /// Holds the request this long without answering, then closes the connection.
     Stall(Duration),
+    /// Answers 204 after this long: a slow but working Loki.
+    Slow(Duration),
 }
 
 pub(crate) fn status(code: u16) -> Reply {
@@ -66,6 +68,11 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn start(script: Vec<Reply>) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), script)
+    }
+
+    /// On a given address: a sink can be pointed at it before it listens.
+    pub(crate) fn start_on(addr: SocketAddr, script: Vec<Reply>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -75,9 +82,7 @@ impl Receiver {
             script: script.into(),
             ..State::default()
         }));
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = state.clone();
         rt.spawn(async move {
@@ -178,12 +183,21 @@ pub(crate) async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>
                 answered: match &reply {
                     Reply::Status { code, .. } => *code,
                     Reply::Stall(_) => 0,
+                    Reply::Slow(_) => 204,
                 },
                 streams,
             });
             reply
         };
+        let reply = match reply {
+            Reply::Slow(d) => {
+                tokio::time::sleep(d).await;
+                status(204)
+            }
+            other => other,
+        };
         match reply {
+            Reply::Slow(_) => unreachable!("answered above"),
             Reply::Stall(d) => {
                 tokio::time::sleep(d).await;
                 return;

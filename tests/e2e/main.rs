@@ -5,6 +5,7 @@ mod alert_sink;
 mod all_sinks;
 mod c_plugin;
 mod canary;
+mod chaos;
 mod cli;
 mod deploy_files;
 mod hostile;

@@ -34,6 +34,10 @@ impl Sluice {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`...) without waiting.
     pub fn signal(&self, name: &str) {
         signal(self.child.as_ref().expect("running"), name);

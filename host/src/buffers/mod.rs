@@ -131,6 +131,9 @@ pub struct Buffer {
     /// For a disk buffer: keep it until the sink has finished, then drop it to save how far
     /// the sink got.
     pub guard: Option<DiskBufferGuard>,
+    /// For a disk buffer: the sink's own abort token, which gives up on the sink shortly
+    /// after its inputs closed (what is left is on disk).
+    pub sink_abort: Option<CancellationToken>,
 }
 
 impl Buffer {
@@ -151,6 +154,7 @@ impl Buffer {
                     sender,
                     receiver,
                     guard: None,
+                    sink_abort: None,
                 })
             }
             BufferConfig::Memory {
@@ -176,6 +180,7 @@ impl Buffer {
                     sender,
                     receiver,
                     guard: None,
+                    sink_abort: None,
                 })
             }
             BufferConfig::Disk {

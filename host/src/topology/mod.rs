@@ -117,7 +117,7 @@ pub async fn run(
         let cx = SinkContext {
             telemetry: sink_telemetry,
             input: buffer.receiver,
-            abort: abort.clone(),
+            abort: buffer.sink_abort.unwrap_or_else(|| abort.clone()),
             name: name.clone(),
         };
         let guard = buffer.guard;

@@ -25,6 +25,10 @@ const SEGMENT_BYTES: u64 = 8 << 20;
 const GROUP_COMMIT_BYTES: usize = 1 << 20;
 /// How often a waiting thread looks at the abort token.
 const WAKE: Duration = Duration::from_millis(200);
+/// At shutdown, how long the sink may keep delivering from disk once every input is
+/// written. What it has not delivered by then is safe on disk and sent after a restart,
+/// so there is no reason to hold the shutdown for the pipeline's whole drain deadline.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Saves how far the sink got when dropped (after the sink finished).
 pub struct DiskBufferGuard(Arc<Ledger>);
@@ -53,6 +57,7 @@ pub(super) fn build(
         );
         telemetry.buffer_bytes(state.used(), max_bytes);
     }
+    let sink_abort = abort.child_token();
     let (sender, input) = mpsc::channel(crate::topology::CHANNEL_CAPACITY);
     let (output, receiver) = mpsc::channel(crate::topology::CHANNEL_CAPACITY);
     let writer = Writer {
@@ -60,7 +65,8 @@ pub(super) fn build(
         ledger: ledger.clone(),
         telemetry: telemetry.clone(),
         when_full,
-        abort: abort.clone(),
+        abort,
+        sink_abort: sink_abort.clone(),
         file: File::options()
             .write(true)
             .open(segment_path(dir, ledger.lock().writing))?,
@@ -69,7 +75,7 @@ pub(super) fn build(
         ledger: ledger.clone(),
         telemetry,
         origin: origin.clone(),
-        abort,
+        abort: sink_abort.clone(),
     };
     std::thread::Builder::new()
         .name(format!("buffer-write-{origin}"))
@@ -81,6 +87,7 @@ pub(super) fn build(
         sender,
         receiver,
         guard: Some(DiskBufferGuard(ledger)),
+        sink_abort: Some(sink_abort),
     })
 }
 
@@ -89,6 +96,8 @@ struct Writer {
     telemetry: ComponentTelemetry,
     when_full: WhenFull,
     abort: CancellationToken,
+    /// Cancelled [`SHUTDOWN_GRACE`] after the inputs closed.
+    sink_abort: CancellationToken,
     file: File,
     /// Bytes written to the current segment, synced or not.
     end: u64,
@@ -130,6 +139,8 @@ impl Writer {
         }
         self.ledger.lock().writer_done = true;
         self.ledger.changed.notify_all();
+        std::thread::sleep(SHUTDOWN_GRACE);
+        self.sink_abort.cancel();
     }
 
     /// Syncs what was written and lets go of those batches, which releases their sources'
