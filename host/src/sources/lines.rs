@@ -3,6 +3,7 @@
 
 use crate::decode::{format_timestamp, Decoding, DECODE_ERROR_FIELD};
 use crate::event::Record;
+use crate::telemetry::ComponentTelemetry;
 use serde_json::Value;
 
 /// Splits bytes into lines without ever holding more than `max_line_bytes` of one line:
@@ -12,20 +13,32 @@ pub struct LineSplitter {
     max: usize,
     partial: Vec<u8>,
     overflow: usize,
+    /// Stream offset of the next byte pushed, and of the first byte of the partial line.
+    consumed: u64,
+    line_start: u64,
 }
 
-/// One complete line: its bytes, and how many bytes were cut off it.
+/// One complete line: its bytes, how many bytes were cut off it, and where it started in
+/// the stream (so an error can say where the bad line is).
 pub struct Line {
     pub bytes: Vec<u8>,
     pub truncated: usize,
+    pub offset: u64,
 }
 
 impl LineSplitter {
     pub fn new(max_line_bytes: usize) -> Self {
+        Self::starting_at(max_line_bytes, 0)
+    }
+
+    /// For a stream resumed at `offset` (a file read from its checkpoint).
+    pub fn starting_at(max_line_bytes: usize, offset: u64) -> Self {
         Self {
             max: max_line_bytes.max(1),
             partial: Vec::new(),
             overflow: 0,
+            consumed: offset,
+            line_start: offset,
         }
     }
 
@@ -40,9 +53,13 @@ impl LineSplitter {
             out.push(Line {
                 bytes,
                 truncated: std::mem::take(&mut self.overflow),
+                offset: self.line_start,
             });
+            self.consumed += pos as u64 + 1;
+            self.line_start = self.consumed;
             chunk = &chunk[pos + 1..];
         }
+        self.consumed += chunk.len() as u64;
         self.append(chunk);
     }
 
@@ -63,10 +80,13 @@ impl LineSplitter {
         if self.pending() == 0 {
             return None;
         }
-        Some(Line {
+        let line = Line {
             bytes: std::mem::take(&mut self.partial),
             truncated: std::mem::take(&mut self.overflow),
-        })
+            offset: self.line_start,
+        };
+        self.line_start = self.consumed;
+        Some(line)
     }
 }
 
@@ -82,6 +102,34 @@ pub struct LineBatcher {
 }
 
 impl LineBatcher {
+    /// Decodes a batch of lines from `place` (a file path, `stdin`). Lines that did not
+    /// decode as asked are counted (`error_kind="decode"`) and logged, rate-limited, with
+    /// where they are and why; the records keep them, flagged.
+    pub fn decode_all(
+        &self,
+        lines: impl IntoIterator<Item = Line>,
+        place: &str,
+        telemetry: &ComponentTelemetry,
+    ) -> Vec<Record> {
+        lines
+            .into_iter()
+            .map(|line| {
+                let record = self.decode(&line);
+                if let Some(Value::String(reason)) = record.get(DECODE_ERROR_FIELD) {
+                    telemetry.error("decode");
+                    telemetry.warn_limited(
+                        "decode",
+                        &format!(
+                            "{place}: line at byte {}: {reason}; shipped as text with `decode_error`",
+                            line.offset
+                        ),
+                    );
+                }
+                record
+            })
+            .collect()
+    }
+
     pub fn decode(&self, line: &Line) -> Record {
         let mut record = self.decoding.decode(&line.bytes);
         if line.truncated > 0 {
@@ -120,6 +168,19 @@ mod tests {
     }
 
     #[test]
+    fn each_line_knows_where_it_started() {
+        let mut s = LineSplitter::starting_at(4, 100);
+        let mut out = Vec::new();
+        s.push(b"ab\nlong line\nc", &mut out);
+        s.push(b"d\n", &mut out);
+        s.push(b"tail", &mut out);
+        out.extend(s.finish());
+        let offsets: Vec<u64> = out.iter().map(|l| l.offset).collect();
+        assert_eq!(offsets, vec![100, 103, 113, 116]);
+        assert_eq!(out[1].truncated, 5);
+    }
+
+    #[test]
     fn joins_lines_across_chunks_and_strips_crlf() {
         let lines = split(100, &[b"ab", b"c\r\nde", b"f\n", b"tail"]);
         assert_eq!(
@@ -151,6 +212,7 @@ mod tests {
         let r = b.decode(&Line {
             bytes: b"abc".to_vec(),
             truncated: 5,
+            offset: 0,
         });
         assert!(r[DECODE_ERROR_FIELD]
             .as_str()

@@ -52,7 +52,7 @@ impl StdinSourceConfig {
             }
             while !lines.is_empty() {
                 let take = lines.len().min(self.batch_size);
-                let records: Vec<_> = lines.drain(..take).map(|l| batcher.decode(&l)).collect();
+                let records = batcher.decode_all(lines.drain(..take), "stdin", &cx.telemetry);
                 cx.telemetry.received(records.len());
                 cx.telemetry.sent("default", records.len());
                 cx.out.send(Batch::new(origin.clone(), records, None)).await;

@@ -200,7 +200,7 @@ fn open(
         path: path.to_owned(),
         file,
         read_pos: offset,
-        splitter: LineSplitter::new(max_line_bytes),
+        splitter: LineSplitter::starting_at(max_line_bytes, offset),
         head_len,
         unseen: 0,
     })
@@ -271,7 +271,8 @@ fn emit(
     cx: &SourceContext,
     origin: &Arc<str>,
 ) {
-    let records: Vec<_> = lines.drain(..).map(|l| batcher.decode(&l)).collect();
+    let place = t.path.display().to_string();
+    let records = batcher.decode_all(lines.drain(..), &place, &cx.telemetry);
     // Offset just past the last complete line: a partial line is read again on restart.
     let end = t.read_pos - t.splitter.pending() as u64;
     let seq = checkpoints.begin(id, end);
