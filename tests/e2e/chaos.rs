@@ -431,3 +431,41 @@ fn a_slow_sink_keeps_memory_bounded() {
         peak / 1024
     );
 }
+
+#[test]
+fn sigterm_waits_for_a_failing_sink_and_a_second_signal_exits_at_once_losing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin = free_port();
+    let config = chaos_pipeline(dir.path(), loki, admin, "{type: memory}");
+    append(&dir.path().join("in.log"), lines(0..500));
+    let mut sluice = Sluice::start(dir.path(), &config);
+    wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", admin))
+            .is_ok_and(|_| metric(admin, "sluice_sink_retries_total") > 0.0)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the sink never tried\n{}", sluice.log_text()));
+
+    sluice.signal("TERM");
+    assert_eq!(
+        sluice.wait_exit(Duration::from_secs(3)),
+        None,
+        "the first signal drains: it waits for the sink (up to the 60 s deadline)"
+    );
+    sluice.signal("TERM");
+    assert_eq!(sluice.wait_exit(Duration::from_secs(5)), Some(130));
+    let log = std::fs::read_to_string(&sluice.log).unwrap();
+    assert!(
+        log.contains("second signal: exiting without draining"),
+        "{log}"
+    );
+    assert_eq!(checkpointed_lines(dir.path()), 0, "nothing was delivered");
+
+    let receiver = Receiver::start_on(loki, vec![]);
+    let sluice = Sluice::start(dir.path(), &config);
+    let mut got = wait_all_delivered(&receiver, 500, &sluice);
+    assert_eq!(sluice.stop(), 0);
+    got.sort_unstable();
+    assert_eq!(got, (0..500).collect::<Vec<_>>());
+}

@@ -43,6 +43,14 @@ impl Sluice {
         signal(self.child.as_ref().expect("running"), name);
     }
 
+    /// The exit code if the process ends within `timeout` (it keeps running otherwise).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for(timeout, || child.try_wait().unwrap())?;
+        self.child = None;
+        Some(status.code().unwrap_or(-1))
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit code.
     pub fn stop(mut self) -> i32 {
         let mut child = self.child.take().unwrap();
