@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHUNK: usize = 64 * 1024;
+/// How often acknowledged offsets are saved: what a crash re-reads is at most this much
+/// (plus what was in flight). Saving is one small file written, synced and renamed.
+const PERSIST_EVERY: Duration = Duration::from_millis(200);
 /// How long shutdown waits for the sinks to acknowledge what was read.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -106,7 +109,7 @@ pub(super) fn run(config: FileSourceConfig, cx: SourceContext) -> anyhow::Result
                 checkpoints.forget(id);
             }
         }
-        if last_persist.elapsed() >= Duration::from_secs(1) {
+        if last_persist.elapsed() >= PERSIST_EVERY {
             persist(&checkpoints, &cx);
             last_persist = Instant::now();
         }
