@@ -36,7 +36,7 @@ sinks:
     url: http://{loki}
     labels: {{job: sluice, env: "{{{{env}}}}"}}
     batch: {{timeout_ms: 100}}
-    request_timeout_ms: 1000
+    request_timeout_ms: 3000
     retry_initial_backoff_ms: 100
     retry_max_backoff_ms: 500
     buffer: {buffer}
@@ -273,8 +273,9 @@ fn a_loki_that_refuses_fails_and_stalls_for_30_s_gets_everything_after_a_kill_an
     assert!(delivered(&receiver).is_empty());
     assert!(receiver.requests().len() > 2, "the sink kept retrying");
 
-    // 10 s of requests that hang past the sink's 1 s timeout.
-    receiver.set_default(Reply::Stall(Duration::from_secs(5)));
+    // 10 s of requests that hang past the sink's 3 s timeout (long enough that a loaded
+    // machine answering slowly is not taken for a stall and retried).
+    receiver.set_default(Reply::Stall(Duration::from_secs(6)));
     append(&input, lines(4000..5000));
     std::thread::sleep(Duration::from_secs(10));
     assert!(delivered(&receiver).is_empty());

@@ -300,10 +300,7 @@ impl Reader {
             if self.abort.is_cancelled() {
                 return None;
             }
-            let next = state.segments.range(pos.segment..).next();
-            let Some((&segment, &end)) = next else {
-                return None;
-            };
+            let (&segment, &end) = state.segments.range(pos.segment..).next()?;
             if segment != pos.segment {
                 *pos = Pos { segment, offset: 0 };
             }
