@@ -3,20 +3,9 @@
 //! refused with file:line:col before anything starts.
 
 use crate::support::{pipeline, Sluice};
-use sluice_tests::{free_port, http, read_jsonl, sluice_bin, wait_for};
+use sluice_tests::{free_port, http, peak_rss_kib, read_jsonl, sluice_bin, wait_for};
 use std::io::Write;
 use std::time::Duration;
-
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024
-}
 
 #[test]
 fn bad_lines_are_flagged_counted_located_and_their_neighbours_arrive() {
@@ -86,7 +75,7 @@ sinks:
         (r.len() >= 11).then_some(r)
     })
     .unwrap_or_else(|| panic!("not every line arrived\n{}", sluice.log_text()));
-    let peak = peak_rss_mib(sluice.pid());
+    let peak = peak_rss_kib(sluice.pid()).unwrap() / 1024;
 
     let good: Vec<u64> = records
         .iter()

@@ -5,7 +5,7 @@
 
 use crate::loki_receiver::{status, Receiver, Reply};
 use crate::support::{append, pipeline, Sluice};
-use sluice_tests::{free_port, http, plugin_wasm, wait_for};
+use sluice_tests::{free_port, http, peak_rss_kib, plugin_wasm, wait_for};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -395,17 +395,6 @@ fn a_full_disk_buffer_that_blocks_holds_the_source_back_and_loses_nothing() {
     assert_eq!(checkpointed_lines(dir.path()), 4000);
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 #[test]
 fn a_slow_sink_keeps_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -469,4 +458,83 @@ fn sigterm_waits_for_a_failing_sink_and_a_second_signal_exits_at_once_losing_not
     assert_eq!(sluice.stop(), 0);
     got.sort_unstable();
     assert_eq!(got, (0..500).collect::<Vec<_>>());
+}
+
+/// http → loki with the given buffer and a 2 s acknowledgement timeout.
+fn http_pipeline(dir: &Path, http_port: u16, loki: SocketAddr, buffer: &str) -> PathBuf {
+    let d = dir.display();
+    pipeline(
+        dir,
+        &format!(
+            r#"
+data_dir: {d}/data
+admin: {{address: null}}
+sources:
+  ingest: {{type: http, address: "127.0.0.1:{http_port}", ack_timeout_ms: 2000}}
+sinks:
+  loki:
+    type: loki
+    inputs: [ingest]
+    url: http://{loki}
+    labels: {{job: sluice, env: chaos}}
+    batch: {{timeout_ms: 100}}
+    retry_initial_backoff_ms: 100
+    retry_max_backoff_ms: 500
+    buffer: {buffer}
+"#
+        ),
+    )
+}
+
+#[test]
+fn the_http_source_answers_200_once_records_are_on_disk_and_503_when_nothing_took_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let loki: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let body: String = (0..100)
+        .map(|n| format!("{{\"n\":{n},\"env\":\"chaos\"}}\n"))
+        .collect();
+    let listening = |sluice: &Sluice| {
+        wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr).ok()
+        })
+        .unwrap_or_else(|| panic!("http source not up\n{}", sluice.log_text()));
+    };
+
+    // Loki is down and nothing buffers on disk: after 2 s the client is told to retry.
+    let memory = tempfile::tempdir().unwrap();
+    let sluice = Sluice::start(
+        memory.path(),
+        &http_pipeline(memory.path(), port, loki, "{type: memory}"),
+    );
+    listening(&sluice);
+    let (status, text) = http("POST", &addr, "/", &[], body.as_bytes());
+    assert_eq!(status, 503, "{text}");
+    drop(sluice);
+
+    // With a disk buffer the answer is 200 as soon as the records are synced to it, and
+    // they survive a kill -9 while Loki is still down.
+    let config = http_pipeline(dir.path(), port, loki, "{type: disk, max_bytes: 16MiB}");
+    let sluice = Sluice::start(dir.path(), &config);
+    listening(&sluice);
+    let began = Instant::now();
+    let (status, text) = http("POST", &addr, "/", &[], body.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "answered at hand-off, not after a timeout"
+    );
+    drop(sluice);
+
+    let receiver = Receiver::start_on(loki, vec![]);
+    let sluice = Sluice::start(dir.path(), &config);
+    let got = wait_for(Duration::from_secs(60), || {
+        let got = delivered(&receiver);
+        (got.len() >= 100).then_some(got)
+    })
+    .unwrap_or_else(|| panic!("buffered records not delivered\n{}", sluice.log_text()));
+    assert_eq!(sluice.stop(), 0);
+    let distinct: BTreeSet<usize> = got.into_iter().collect();
+    assert_eq!(distinct, (0..100).collect());
 }

@@ -234,3 +234,15 @@ impl Drop for PrometheusServer {
         let _ = self.child.wait();
     }
 }
+
+/// Peak resident memory of a running process, in KiB (`VmHWM`), for memory-bound checks.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

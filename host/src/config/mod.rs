@@ -164,10 +164,13 @@ pub fn load_sources(
                 positions: locate::index(text),
             }),
             Err(e) => errors.push(ConfigError {
-                location: e.location().map(|l| Location {
-                    file: name.clone(),
-                    line: l.line(),
-                    column: l.column(),
+                location: e.location().map(|l| {
+                    let (line, column) = within_text(text, l.line(), l.column());
+                    Location {
+                        file: name.clone(),
+                        line,
+                        column,
+                    }
                 }),
                 path: KeyPath::default(),
                 message: format!("invalid YAML: {}", strip_location(&e.to_string())),
@@ -403,6 +406,19 @@ fn path_error(
 fn backticked_after(message: &str, prefix: &str) -> Option<String> {
     let rest = &message[message.find(prefix)? + prefix.len()..];
     Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The YAML parser puts the end of a file that lacks a final line break on the line after
+/// the last one, which an editor cannot go to; that position becomes the end of the last
+/// line. Line breaks are YAML's: `\n`, `\r`, `\r\n`, NEL, LS and PS.
+fn within_text(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let is_break = |c: char| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    let lines = 1 + text.chars().filter(|&c| is_break(c)).count() - text.matches("\r\n").count();
+    if line <= lines {
+        return (line, column);
+    }
+    let last_line = text.rsplit(is_break).next().unwrap_or_default();
+    (lines, last_line.chars().count() + 1)
 }
 
 fn strip_location(message: &str) -> String {

@@ -131,6 +131,20 @@ fn broken_yaml_reports_the_parser_position() {
     assert!(e.message.starts_with("invalid YAML"), "{e}");
 }
 
+/// Found by `fuzz/` (target `config`): the parser reported the end of a file without a
+/// final line break as line 2, column 1 of this one-line file.
+#[test]
+fn yaml_error_at_the_end_of_a_file_points_into_the_file() {
+    let e = only_error(load(&[("bad.yaml", "{".into())]));
+    assert_eq!(at(&e), ("bad.yaml".into(), 1, 2), "{e}");
+    assert!(e.message.starts_with("invalid YAML"), "{e}");
+    // With the line break there, the empty line after it is where the file ends.
+    let e = only_error(load(&[("bad.yaml", "{\n".into())]));
+    assert_eq!(at(&e), ("bad.yaml".into(), 2, 1), "{e}");
+    let e = only_error(load(&[("bad.yaml", "a: 1\r\nb: [x\r\n  # c".into())]));
+    assert_eq!(at(&e), ("bad.yaml".into(), 3, 6), "{e}");
+}
+
 #[test]
 fn unknown_component_type_points_at_type() {
     let p = plugin_file();

@@ -64,10 +64,10 @@ impl Timestamp {
         }
     }
 
+    /// The inverse of [`Timestamp::from_nanos`]; saturates outside the range of `i64`.
     pub fn as_nanos(&self) -> i64 {
-        self.seconds
-            .saturating_mul(1_000_000_000)
-            .saturating_add(i64::from(self.nanos))
+        let nanos = i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos);
+        nanos.clamp(i64::MIN.into(), i64::MAX.into()) as i64
     }
 }
 
@@ -292,6 +292,38 @@ mod tests {
         let t = Timestamp::from_nanos(1_717_372_800_123_456_789);
         assert_eq!((t.seconds, t.nanos), (1_717_372_800, 123_456_789));
         assert_eq!(t.as_nanos(), 1_717_372_800_123_456_789);
+    }
+
+    /// Found by `fuzz/` (target `loki_encoder`): an entry stamped less than 0.86 s above
+    /// `i64::MIN` ns has a `seconds` whose product with 1e9 alone overflows, so saturating
+    /// that product first read the timestamp back 145 ms late.
+    #[test]
+    fn timestamps_near_the_ends_of_i64_read_back_exactly() {
+        for ns in [-9_223_372_036_846_387_200, i64::MIN, i64::MIN + 1, i64::MAX] {
+            let request = protobuf(vec![Stream {
+                labels: vec![(s("job"), s("sluice"))],
+                entries: vec![Entry {
+                    timestamp_ns: ns,
+                    line: s("x"),
+                    structured_metadata: vec![],
+                }],
+            }]);
+            let decoded = PushRequest::decode(&request.encode_to_vec()[..]).unwrap();
+            let t = decoded.streams[0].entries[0].timestamp.unwrap();
+            assert!((0..1_000_000_000).contains(&t.nanos), "{t:?}");
+            assert_eq!(t.as_nanos(), ns);
+        }
+        // Beyond i64 (only another client could send it) it still saturates.
+        let far = Timestamp {
+            seconds: i64::MIN,
+            nanos: 0,
+        };
+        assert_eq!(far.as_nanos(), i64::MIN);
+        let far = Timestamp {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        };
+        assert_eq!(far.as_nanos(), i64::MAX);
     }
 
     #[test]
