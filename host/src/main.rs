@@ -54,6 +54,8 @@ enum Command {
     /// Work with one plugin outside a pipeline.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Print the JSON Schema of pipeline files, for editors to complete and check them.
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +125,13 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(run(config, load_again))
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::pipeline_schema())?
+            );
+            Ok(())
         }
         Command::Plugin(PluginCommand::Run {
             plugin,

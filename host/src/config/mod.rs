@@ -6,11 +6,13 @@
 mod error;
 mod interpolate;
 mod locate;
+mod schema;
 mod secret;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath, Location, Segment};
 pub use interpolate::expand;
+pub use schema::pipeline_schema;
 pub use secret::SecretString;
 
 use crate::sinks::SinkConfig;
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub const DEMO_PIPELINE: &str = include_str!("../../../pipelines/demo.yaml");
 
 /// The admin HTTP server: `/health`, `/ready` and `/metrics`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// `null` turns the admin server off.

@@ -15,7 +15,17 @@ use serde_json::{Map, Value};
 pub use timestamp::{format_timestamp, normalize_timestamp};
 
 /// Which decoder a source applies to each line. Used in pipeline YAML as `decode: json|text|nautilus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Decoding {
     Json,

@@ -12,7 +12,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 /// Per-plugin resource limits (`limits:` in the pipeline YAML).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Deadline of one `process` or `tick` call, in milliseconds. `init` gets ten times it.
@@ -41,7 +41,7 @@ impl Limits {
 }
 
 /// What the pipeline grants a plugin beyond pure computation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Grants {
     /// Let the plugin read the real clock; without it the clock reads as the Unix epoch,

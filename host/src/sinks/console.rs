@@ -4,7 +4,7 @@ use super::{Encoding, SinkContext};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleSinkConfig {
     pub inputs: Vec<String>,
@@ -17,7 +17,7 @@ pub struct ConsoleSinkConfig {
     pub target: Target,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     #[default]

@@ -2,7 +2,7 @@ use crate::event::Record;
 use serde::Deserialize;
 
 /// How a sink writes a record on one line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// The whole record as one JSON object.

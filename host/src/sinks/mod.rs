@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The sink kinds, chosen by `type:` in the YAML.
-#[derive(Debug)]
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(tag = "type", rename_all = "snake_case")]
 pub enum SinkConfig {
     Console(console::ConsoleSinkConfig),
     File(file::FileSinkConfig),

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 /// The source kinds, chosen by `type:` in the YAML.
-#[derive(Debug)]
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     File(file::FileSourceConfig),
     Stdin(stdin::StdinSourceConfig),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StdinSourceConfig {
     #[serde(default)]

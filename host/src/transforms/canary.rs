@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryConfig {
     /// Path of the candidate `.wasm`, relative to the pipeline file that names it.

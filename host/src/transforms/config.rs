@@ -3,7 +3,7 @@ use crate::plugin::{Grants, Limits};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
     pub inputs: Vec<String>,
@@ -35,7 +35,7 @@ fn default_tick_ms() -> u64 {
 
 /// What happens to a batch the plugin failed on (trap, timeout, memory, bad output, or an
 /// error it reported).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
     /// Drop the batch (counted). The safe default for redaction: nothing unredacted leaves.

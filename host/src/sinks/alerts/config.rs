@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 type Problems = Vec<(Vec<String>, String)>;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSinkConfig {
     /// Alert outputs to read, e.g. `[alerts.alerts]`.
@@ -64,7 +64,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// First wait after a failed request; doubles each time.
@@ -106,7 +106,7 @@ impl Default for RetryConfig {
 
 /// A route; every key but `routes`, `matchers` and `continue` is inherited from the parent
 /// when absent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     #[serde(default)]
@@ -144,6 +144,21 @@ pub enum MatcherConfig {
     NotRegex(String),
 }
 
+impl schemars::JsonSchema for MatcherConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Matcher".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let scalar = serde_json::json!({"type": ["string", "number", "boolean"]});
+        let one = |key: &str| serde_json::json!({"type": "object", "properties": {key: scalar}, "required": [key], "additionalProperties": false});
+        schemars::json_schema!({
+            "description": "`value`, `{regex: PATTERN}` (whole value), `{not: value}` or `{not_regex: PATTERN}`.",
+            "anyOf": [scalar, one("regex"), one("not"), one("not_regex")]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for MatcherConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
@@ -178,7 +193,7 @@ impl<'de> Deserialize<'de> for MatcherConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Notifications a minute (a burst of this many, then evenly spread); more wait, and
@@ -186,7 +201,7 @@ pub struct RateLimitConfig {
     pub max_per_minute: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReceiverConfig {
     Webhook(WebhookConfig),
@@ -198,7 +213,7 @@ pub enum ReceiverConfig {
 }
 
 /// Alertmanager's webhook format (`version: "4"`), POSTed to `url`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// A secret (`{env: X}` or `{file: path}`): webhook URLs usually carry a token.
@@ -213,7 +228,7 @@ pub struct WebhookConfig {
 }
 
 /// Slack or Discord incoming webhook.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatWebhookConfig {
     /// A secret: the URL is the credential.
@@ -224,14 +239,14 @@ pub struct ChatWebhookConfig {
     pub rate_limit: Option<RateLimitConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ChatId {
     Number(i64),
     Name(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramConfig {
     /// A secret: the bot token from @BotFather.
@@ -251,7 +266,7 @@ fn default_telegram_api() -> String {
     "https://api.telegram.org".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
     /// A secret: the Events API v2 integration (routing) key.
@@ -278,7 +293,7 @@ fn default_client() -> String {
 }
 
 /// A real Alertmanager, which groups, silences and notifies on its side.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Base URL, e.g. `http://alertmanager:9093`; alerts go to `/api/v2/alerts` under it.
@@ -298,7 +313,7 @@ fn default_resend() -> u64 {
     60_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceConfig {
     pub matchers: BTreeMap<String, MatcherConfig>,

@@ -12,7 +12,7 @@ pub const MAX_LABELS: usize = 15;
 /// The label the fallback stream carries when `max_streams` is reached.
 pub const OVERFLOW_LABEL: &str = "overflow";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LokiSinkConfig {
     pub inputs: Vec<String>,
@@ -73,7 +73,7 @@ pub struct LokiSinkConfig {
     pub dead_letter_path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
@@ -81,7 +81,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     None,
@@ -89,7 +89,7 @@ pub enum Compression {
     Gzip,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LineEncoding {
     #[default]
@@ -97,7 +97,7 @@ pub enum LineEncoding {
     Text,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Auth {
     /// `{basic: {user: name, password: {env: VAR}}}`
@@ -109,7 +109,7 @@ pub enum Auth {
     Bearer(SecretString),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     /// A request is sent once its lines (and metadata) reach this many bytes.

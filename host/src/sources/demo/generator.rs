@@ -55,7 +55,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Deserializer};
 
 /// Settings of the `demo` source, as written in the pipeline config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     /// Lines per second (0 = as fast as possible).
@@ -105,7 +105,9 @@ impl DemoConfig {
 /// What goes wrong in a planted [`Incident`], named as in the YAML. Each is
 /// over its alert's threshold from start to end and gone right after (the
 /// tail, if any, is given); [`IncidentStats`] has the exact times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     /// The BTCUSDT market-data stream drops: WARN `BinanceWebSocketClient:
@@ -225,8 +227,9 @@ impl IncidentKind {
 /// Times are seconds of the stamp clock from the first line (see the module
 /// docs): at `rate: 50` the outage above begins around line 6,000, at `rate: 0`
 /// around line 24,000.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "IncidentSpec")]
+#[schemars(with = "IncidentSpec")]
 pub struct Incident {
     pub kind: IncidentKind,
     /// Start, in seconds after the first line's stamp.
@@ -237,14 +240,14 @@ pub struct Incident {
 }
 
 /// The YAML form of an [`Incident`], checked before it becomes one.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct IncidentSpec {
-    /// See [`Incident::kind`].
     kind: IncidentKind,
-    /// See [`Incident::at_seconds`].
+    /// Start, in seconds after the first line's stamp.
     at_seconds: f64,
-    /// See [`Incident::duration_seconds`]; may be left out for single events.
+    /// Length in seconds, > 0; left out for the single events `position_jump` and
+    /// `balance_jump`.
     #[serde(default)]
     duration_seconds: Option<f64>,
 }

@@ -2,7 +2,7 @@ use crate::decode::Decoding;
 use crate::sources::SourceContext;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// Glob patterns of files to read, e.g. `/var/log/nautilus/*.log`.
@@ -28,7 +28,7 @@ pub struct FileSourceConfig {
     pub file_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadFrom {
     #[default]
