@@ -9,7 +9,8 @@
 //! - [`sinks`] write records and acknowledge them ([`ack`]), so file sources checkpoint
 //!   only what was delivered;
 //! - [`topology`] wires and runs them; [`reload`] swaps plugins in while they run;
-//!   [`telemetry`] and [`admin`] report on them.
+//!   [`telemetry`] and [`admin`] report on them;
+//! - [`unit_tests`] runs the YAML unit tests of `sluice test`.
 
 pub mod ack;
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod sources;
 pub mod telemetry;
 pub mod topology;
 pub mod transforms;
+pub mod unit_tests;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/` (`docs/fuzzing.md`): thin wrappers
 /// over crate-private code, not a stable API.

@@ -56,6 +56,12 @@ enum Command {
     Plugin(PluginCommand),
     /// Print the JSON Schema of pipeline files, for editors to complete and check them.
     Schema,
+    /// Run the YAML unit tests of transforms (records in; records, metrics, alerts out).
+    Test {
+        /// Test files (`*.test.yaml`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +132,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 .build()?
                 .block_on(run(config, load_again))
         }
+        Command::Test { files } => unit_tests(&files),
         Command::Schema => {
             println!(
                 "{}",
@@ -317,6 +324,50 @@ fn plugin_run(
     }
     if failures > 0 {
         bail!("{failures} batch(es) failed");
+    }
+    Ok(())
+}
+
+/// Prints each test as it is known, with its differences, then a summary; fails if any
+/// test failed or any file could not be used.
+fn unit_tests(files: &[PathBuf]) -> anyhow::Result<()> {
+    let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
+    for file in files {
+        println!("{}", file.display());
+        match sluice::unit_tests::run_file(file) {
+            Err(e) => {
+                broken += 1;
+                println!("  error: {e}");
+            }
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    if outcome.failures.is_empty() {
+                        passed += 1;
+                        println!("  ok    {}", outcome.name);
+                    } else {
+                        failed += 1;
+                        println!("  FAIL  {}", outcome.name);
+                        for failure in &outcome.failures {
+                            println!("        {}", failure.replace('\n', "\n        "));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} tests: {passed} passed, {failed} failed",
+        passed + failed
+    );
+    if failed > 0 || broken > 0 {
+        bail!(
+            "{failed} test(s) failed{}",
+            if broken > 0 {
+                format!(", {broken} file(s) could not be run")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod alert_sink;
 mod all_sinks;
+mod authoring;
 mod bad_input;
 mod c_plugin;
 mod canary;
