@@ -10,7 +10,7 @@
 //!   only what was delivered;
 //! - [`topology`] wires and runs them; [`reload`] swaps plugins in while they run;
 //!   [`telemetry`] and [`admin`] report on them;
-//! - [`unit_tests`] runs the YAML unit tests of `sluice test`.
+//! - [`unit_tests`] runs the YAML unit tests of `sluice test`; [`scaffold`] starts a plugin.
 
 pub mod ack;
 pub mod admin;
@@ -20,6 +20,7 @@ pub mod decode;
 pub mod event;
 pub mod plugin;
 pub mod reload;
+pub mod scaffold;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

@@ -79,6 +79,17 @@ enum PluginCommand {
         #[arg(long, default_value_t = 1024)]
         batch_size: usize,
     },
+    /// Create a plugin crate NAME/ that builds to Wasm and passes its generated tests.
+    New {
+        name: String,
+        /// Directory to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path of a Sluice checkout's `sdk/` to depend on (default: the checkout this
+        /// binary was built from, if it is still there; otherwise the git repository).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -133,6 +144,11 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 .block_on(run(config, load_again))
         }
         Command::Test { files } => unit_tests(&files),
+        Command::Plugin(PluginCommand::New {
+            name,
+            dir,
+            sdk_path,
+        }) => plugin_new(&name, &dir, sdk_path),
         Command::Schema => {
             println!(
                 "{}",
@@ -327,6 +343,30 @@ fn plugin_run(
     }
     Ok(())
 }
+
+fn plugin_new(name: &str, dir: &Path, sdk_path: Option<PathBuf>) -> anyhow::Result<()> {
+    use sluice::scaffold::{create, Sdk};
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    let sdk = match sdk_path {
+        Some(path) => Sdk::Path(std::path::absolute(path)?),
+        None if built_from.join("Cargo.toml").is_file() => Sdk::Path(built_from.canonicalize()?),
+        None => Sdk::Git(SLUICE_GIT.into()),
+    };
+    let files = create(dir, name, &sdk)?;
+    let root = dir.join(name);
+    println!("created {}/", root.display());
+    for file in files {
+        println!("  {}", file.display());
+    }
+    println!(
+        "next:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip1\n  sluice test {name}.test.yaml",
+        root.display()
+    );
+    Ok(())
+}
+
+/// Where `sluice plugin new` points a plugin's SDK dependency when no checkout is at hand.
+const SLUICE_GIT: &str = "https://github.com/sluice/sluice";
 
 /// Prints each test as it is known, with its differences, then a summary; fails if any
 /// test failed or any file could not be used.

@@ -127,3 +127,63 @@ fn sluice_schema_prints_a_json_schema_of_pipelines() {
             >= 5
     );
 }
+
+/// The scaffold works as generated: its native tests pass, it builds to Wasm, its YAML
+/// tests pass against that build, and its pipeline validates and runs it.
+#[test]
+fn a_new_plugin_passes_its_generated_tests_out_of_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(sluice_bin())
+        .args(["plugin", "new", "order-tagger", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crate_dir = dir.path().join("order-tagger");
+    let cargo = |args: &[&str]| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(&crate_dir)
+            .args(args)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cargo {args:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tests = cargo(&["test", "--quiet"]);
+    assert!(tests.contains("2 passed"), "{tests}");
+    cargo(&["build", "--release", "--quiet", "--target", "wasm32-wasip1"]);
+    assert!(crate_dir
+        .join("target/wasm32-wasip1/release/order_tagger.wasm")
+        .is_file());
+
+    let run = |args: &[&str]| {
+        Command::new(sluice_bin())
+            .current_dir(&crate_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["test", "order-tagger.test.yaml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("2 tests: 2 passed, 0 failed"), "{stdout}");
+    let out = run(&["validate", "-c", "pipeline.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&["plugin", "new", "order-tagger", "--dir", ".."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
