@@ -1,12 +1,16 @@
 //! The admin HTTP server: `/health` (per-component status, 503 when something is
 //! degraded), `/ready` (200 once the pipeline runs), `/metrics` (Sluice's own telemetry),
-//! `POST /reload` (reload now; answers when the reload is done, with what it changed).
+//! `POST /reload` (reload now; answers when the reload is done, with what it changed),
+//! `GET /tap/OUTPUT` (the records leaving an output, as JSON lines, until the client goes
+//! away, `?limit=N` records were sent, or Sluice stops).
 
 use crate::reload::ReloadHandle;
+use crate::tap::TapError;
 use crate::telemetry::{Status, Telemetry};
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -19,6 +23,7 @@ struct AdminState {
     telemetry: Telemetry,
     ready: Arc<AtomicBool>,
     reload: Option<ReloadHandle>,
+    shutdown: CancellationToken,
 }
 
 /// Binds first (so a busy port fails the start), then serves until `shutdown`.
@@ -38,10 +43,12 @@ pub async fn serve(
         .route("/ready", get(is_ready))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload_now))
+        .route("/tap/{output}", get(tap))
         .with_state(AdminState {
             telemetry,
             ready,
             reload,
+            shutdown: shutdown.clone(),
         });
     let handle = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -68,6 +75,72 @@ async fn health(State(state): State<AdminState>) -> impl IntoResponse {
             "reload": state.telemetry.reload_status(),
         })),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct TapQuery {
+    limit: Option<usize>,
+}
+
+/// The line a listener gets in place of batches it fell too far behind to receive.
+pub const TAP_SKIPPED_KEY: &str = "sluice_tap_skipped_batches";
+
+async fn tap(
+    State(state): State<AdminState>,
+    Path(output): Path<String>,
+    Query(query): Query<TapQuery>,
+) -> Response {
+    let rx = match state.telemetry.taps().subscribe(&output) {
+        Ok(rx) => rx,
+        Err(e) => {
+            let code = match e {
+                TapError::Unknown { .. } => StatusCode::NOT_FOUND,
+                TapError::Unredacted { .. } => StatusCode::FORBIDDEN,
+            };
+            let body = serde_json::json!({"status": "error", "error": e.to_string()});
+            return (code, Json(body)).into_response();
+        }
+    };
+    let left = query.limit.unwrap_or(usize::MAX);
+    let shutdown = state.shutdown;
+    let lines = futures_util::stream::unfold((rx, left), move |(mut rx, left)| {
+        let shutdown = shutdown.clone();
+        async move {
+            use tokio::sync::broadcast::error::RecvError;
+            if left == 0 {
+                return None;
+            }
+            let got = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                got = rx.recv() => got,
+            };
+            let (chunk, left) = match got {
+                Ok(records) => {
+                    let take = records.len().min(left);
+                    let mut chunk = Vec::new();
+                    for record in &records[..take] {
+                        serde_json::to_writer(&mut chunk, record).ok()?;
+                        chunk.push(b'\n');
+                    }
+                    (chunk, left - take)
+                }
+                Err(RecvError::Lagged(n)) => (
+                    format!("{{\"{TAP_SKIPPED_KEY}\":{n}}}\n").into_bytes(),
+                    left,
+                ),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                (rx, left),
+            ))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn is_ready(State(state): State<AdminState>) -> impl IntoResponse {

@@ -9,7 +9,7 @@
 //! - [`sinks`] write records and acknowledge them ([`ack`]), so file sources checkpoint
 //!   only what was delivered;
 //! - [`topology`] wires and runs them; [`reload`] swaps plugins in while they run;
-//!   [`telemetry`] and [`admin`] report on them;
+//!   [`telemetry`] and [`admin`] report on them, and [`tap`] shows their records live;
 //! - [`unit_tests`] runs the YAML unit tests of `sluice test`; [`scaffold`] starts a plugin.
 
 pub mod ack;
@@ -23,7 +23,9 @@ pub mod reload;
 pub mod scaffold;
 pub mod sinks;
 pub mod sources;
+pub mod tap;
 pub mod telemetry;
+pub mod top;
 pub mod topology;
 pub mod transforms;
 pub mod unit_tests;

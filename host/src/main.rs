@@ -56,12 +56,43 @@ enum Command {
     Plugin(PluginCommand),
     /// Print the JSON Schema of pipeline files, for editors to complete and check them.
     Schema,
+    /// Print the records leaving a component's output as JSON lines, live (redaction still
+    /// applies: outputs before a `redaction: true` transform are refused).
+    Tap {
+        /// `NAME` for a source or a transform's records; `NAME.metrics`, `NAME.alerts`,
+        /// `NAME.dead_letter` for a transform's other outputs.
+        output: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// A live table of every component's throughput, drops, errors, plugin latency and
+    /// buffer use, from a running Sluice's admin API.
+    Top {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print one table (over one interval) and exit, without redrawing the screen.
+        #[arg(long)]
+        once: bool,
+    },
     /// Run the YAML unit tests of transforms (records in; records, metrics, alerts out).
     Test {
         /// Test files (`*.test.yaml`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin address of the running Sluice (`admin.address` in its pipeline).
+    #[arg(long, env = "SLUICE_ADMIN_ADDRESS", default_value = "127.0.0.1:8686")]
+    address: String,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +175,16 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 .block_on(run(config, load_again))
         }
         Command::Test { files } => unit_tests(&files),
+        Command::Tap {
+            output,
+            admin,
+            limit,
+        } => client_runtime()?.block_on(tap(&admin.address, &output, limit)),
+        Command::Top {
+            admin,
+            interval,
+            once,
+        } => client_runtime()?.block_on(top(&admin.address, interval.max(0.1), once)),
         Command::Plugin(PluginCommand::New {
             name,
             dir,
@@ -342,6 +383,105 @@ fn plugin_run(
         bail!("{failures} batch(es) failed");
     }
     Ok(())
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn admin_get(address: &str, path: &str) -> anyhow::Result<reqwest::Response> {
+    let response = reqwest::get(format!("http://{address}{path}"))
+        .await
+        .with_context(|| format!("cannot reach Sluice's admin API at {address}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        match body["error"].as_str() {
+            Some(error) => bail!("{error}"),
+            None => bail!("{address}{path} answered {status}"),
+        }
+    }
+    Ok(response)
+}
+
+async fn tap(address: &str, output: &str, limit: Option<usize>) -> anyhow::Result<()> {
+    let query = limit.map(|n| format!("?limit={n}")).unwrap_or_default();
+    let mut response = admin_get(address, &format!("/tap/{output}{query}")).await?;
+    eprintln!("tapping `{output}` on {address} (Ctrl-C stops)");
+    let skipped_prefix = format!("{{\"{}\":", sluice::admin::TAP_SKIPPED_KEY);
+    let mut stdout = std::io::stdout().lock();
+    let (mut pending, mut records) = (Vec::new(), 0u64);
+    while let Some(chunk) = response.chunk().await? {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if let Some(n) = line.strip_prefix(skipped_prefix.as_bytes()) {
+                let n = String::from_utf8_lossy(n);
+                eprintln!(
+                    "tap: skipped {} batches: this terminal reads slower than `{output}` sends",
+                    n.trim().trim_end_matches('}')
+                );
+            } else {
+                stdout.write_all(&line)?;
+                records += 1;
+            }
+        }
+        stdout.flush()?;
+    }
+    eprintln!("tap ended after {records} records");
+    Ok(())
+}
+
+async fn top(address: &str, interval: f64, once: bool) -> anyhow::Result<()> {
+    use sluice::top::{parse_exposition, render, Component, Snapshot};
+    async fn scrape(address: &str) -> anyhow::Result<(Vec<Component>, Snapshot)> {
+        // `/health` answers 503 while something is degraded: still a component list.
+        let health = reqwest::get(format!("http://{address}/health"))
+            .await
+            .with_context(|| format!("cannot reach Sluice's admin API at {address}"))?
+            .bytes()
+            .await?;
+        let health: serde_json::Value = serde_json::from_slice(&health)?;
+        let components = health["components"]
+            .as_object()
+            .map(|all| {
+                all.iter()
+                    .map(|(name, c)| Component {
+                        name: name.clone(),
+                        kind: c["kind"].as_str().unwrap_or("").to_owned(),
+                        status: c["status"].as_str().unwrap_or("").to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let metrics = admin_get(address, "/metrics").await?.text().await?;
+        Ok((components, Snapshot::new(&parse_exposition(&metrics))))
+    }
+    let mut before = scrape(address).await?.1;
+    let mut at = std::time::Instant::now();
+    if !once {
+        eprintln!("sampling {address} every {interval} s (Ctrl-C stops)");
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(interval)).await;
+        let (components, after) = scrape(address).await?;
+        let seconds = at.elapsed().as_secs_f64();
+        at = std::time::Instant::now();
+        let table = render(&components, &before, &after, seconds);
+        if once {
+            print!("{table}");
+            return Ok(());
+        }
+        print!(
+            "\x1b[2J\x1b[Hsluice top  {address}  {}  (every {interval} s, Ctrl-C stops)\n\n{table}",
+            chrono::Utc::now().format("%H:%M:%S")
+        );
+        std::io::stdout().flush()?;
+        before = after;
+    }
 }
 
 fn plugin_new(name: &str, dir: &Path, sdk_path: Option<PathBuf>) -> anyhow::Result<()> {

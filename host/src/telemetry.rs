@@ -31,6 +31,7 @@ pub struct Telemetry {
     plugin_info: IntGaugeVec,
     reload_status: Arc<Mutex<ReloadStatus>>,
     health: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
+    taps: crate::tap::Taps,
 }
 
 /// The last reload attempts, for `/health`: what runs may not be what the files say.
@@ -225,7 +226,13 @@ impl Telemetry {
             plugin_info,
             reload_status: Arc::default(),
             health: Arc::default(),
+            taps: crate::tap::Taps::default(),
         }
+    }
+
+    /// The taps of every output; they live as long as the process, across reloads.
+    pub fn taps(&self) -> &crate::tap::Taps {
+        &self.taps
     }
 
     /// Records which module a transform runs, replacing what it ran before.

@@ -24,3 +24,4 @@ mod prometheus_sink;
 mod recorder;
 mod reference_chain;
 mod support;
+mod tap_top;

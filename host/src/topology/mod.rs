@@ -129,12 +129,26 @@ pub async fn run(
         sinks.push((name, tokio::spawn(task)));
     }
 
+    let taps = telemetry.taps().clone();
+    taps.set_outputs(crate::tap::outputs(
+        config.sources.keys().cloned(),
+        &config
+            .transforms
+            .iter()
+            .map(|(name, t)| (name.clone(), (t.inputs.clone(), t.redaction)))
+            .collect(),
+    ));
     let mut running = std::collections::BTreeMap::new();
     let mut threads = Vec::new();
     for (name, t) in config.transforms {
         let (module, instance, plugin_config, canary) =
             workers.remove(&name).expect("loaded above");
-        let mut take = |output: &str| fanouts.remove(output).unwrap_or_default();
+        let mut take = |output: &str| {
+            fanouts
+                .remove(output)
+                .unwrap_or_default()
+                .tapped(taps.point(output))
+        };
         let outputs = Outputs {
             records: take(&name),
             dead_letter: take(&format!("{name}.dead_letter")),
@@ -179,7 +193,10 @@ pub async fn run(
     for (name, source) in config.sources {
         let cx = SourceContext {
             telemetry: telemetry.component(&name, source.kind()),
-            out: fanouts.remove(&name).unwrap_or_default(),
+            out: fanouts
+                .remove(&name)
+                .unwrap_or_default()
+                .tapped(taps.point(&name)),
             shutdown: sources_token.clone(),
             data_dir: config.data_dir.clone(),
             name: name.clone(),

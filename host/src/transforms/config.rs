@@ -27,6 +27,10 @@ pub struct TransformConfig {
     /// A candidate version that sees a sample of batches; compared, never shipped.
     #[serde(default)]
     pub canary: Option<CanaryConfig>,
+    /// This transform removes secrets: `sluice tap` refuses every component before it, so
+    /// a tap never shows a record redaction has not checked.
+    #[serde(default)]
+    pub redaction: bool,
 }
 
 fn default_tick_ms() -> u64 {
