@@ -187,3 +187,32 @@ fn a_new_plugin_passes_its_generated_tests_out_of_the_box() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
+
+/// With `transform:`, a test runs under the pipeline's limits; `expect.error` matches a
+/// trap or a deadline as well as an error the plugin returns.
+#[test]
+fn sluice_test_runs_a_transform_under_the_pipelines_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let chaos = plugin_wasm("sluice_plugin_chaos");
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            "sources:\n  in: {{type: stdin}}\ntransforms:\n  chaos:\n    inputs: [in]\n    plugin: {}\n    limits: {{timeout_ms: 50}}\nsinks:\n  out: {{type: console, inputs: [chaos]}}\n",
+            chaos.display()
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("chaos.test.yaml");
+    std::fs::write(
+        &file,
+        "pipeline: pipeline.yaml\ntests:\n  - name: a loop meets the pipeline's deadline\n    transform: chaos\n    input: [{chaos: loop}]\n    expect: {error: timed out after 50 ms}\n  - name: a trap\n    transform: chaos\n    input: [{chaos: trap}]\n    expect: {error: unreachable}\n  - name: an unexpected trap fails\n    transform: chaos\n    input: [{chaos: trap}]\n    expect: {records: []}\n",
+    )
+    .unwrap();
+    let out = sluice(&["test", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("  ok    a loop meets the pipeline's deadline"), "{stdout}");
+    assert!(stdout.contains("  ok    a trap"), "{stdout}");
+    assert!(stdout.contains("  FAIL  an unexpected trap fails"), "{stdout}");
+    assert!(stdout.contains("the plugin failed the batch: trapped: wasm trap: wasm `unreachable`"), "{stdout}");
+    assert!(stdout.contains("3 tests: 2 passed, 1 failed"), "{stdout}");
+}

@@ -23,17 +23,18 @@ impl WasmHarness {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let module = engine.load(&name, path, None)?;
-        Self::from_module(&engine, &module, Limits::default(), config)
+        Self::from_module(&engine, &module, Limits::default(), &Grants::default(), config)
     }
 
     pub fn from_module(
         engine: &PluginEngine,
         module: &PluginModule,
         limits: Limits,
+        grants: &Grants,
         config: &Value,
     ) -> Result<Self, LoadError> {
         let config = encode_config(config);
-        let instance = PluginInstance::new(engine, module, limits, &Grants::default(), &config)?;
+        let instance = PluginInstance::new(engine, module, limits, grants, &config)?;
         Ok(Self { instance })
     }
 

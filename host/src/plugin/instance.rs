@@ -366,7 +366,7 @@ pub(crate) fn decode_response(bytes: &[u8]) -> Result<Response, CallError> {
 
 fn root_cause(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(), // wasmtime writes "wasm trap: …" itself
         None => error.root_cause().to_string(),
     }
 }

@@ -20,7 +20,7 @@ mod matching;
 
 use crate::config;
 use crate::decode::Decoding;
-use crate::plugin::{Limits, PluginEngine, PluginModule, WasmHarness};
+use crate::plugin::{Grants, Limits, PluginEngine, PluginModule, WasmHarness};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -149,7 +149,7 @@ pub fn run_file(file: &Path) -> Result<Vec<Outcome>, TestFileError> {
         .iter()
         .map(|case| {
             let failures = match resolve(&spec, case, dir, pipeline.as_ref()) {
-                Ok((plugin, config)) => run_case(&mut modules, case, &plugin, &config, &spec),
+                Ok(target) => run_case(&mut modules, case, &target, &spec),
                 Err(reason) => vec![reason],
             };
             Outcome {
@@ -160,13 +160,23 @@ pub fn run_file(file: &Path) -> Result<Vec<Outcome>, TestFileError> {
         .collect())
 }
 
+/// What a test runs: with `transform:`, exactly what the pipeline would (its plugin, sha256
+/// pin, limits and grants; its config unless the test gives one).
+struct Target {
+    plugin: PathBuf,
+    config: Value,
+    sha256: Option<String>,
+    limits: Limits,
+    grants: Grants,
+}
+
 /// The plugin and config a test runs: its transform's, its own, or the file's.
 fn resolve(
     spec: &TestFile,
     case: &TestCase,
     dir: &Path,
     pipeline: Option<&config::PipelineConfig>,
-) -> Result<(PathBuf, Value), String> {
+) -> Result<Target, String> {
     if let Some(name) = &case.transform {
         let Some(pipeline) = pipeline else {
             return Err(format!(
@@ -180,8 +190,13 @@ fn resolve(
                 names.join(", ")
             ));
         };
-        let config = case.config.clone().unwrap_or_else(|| t.config.clone());
-        return Ok((t.plugin.clone(), config));
+        return Ok(Target {
+            plugin: t.plugin.clone(),
+            config: case.config.clone().unwrap_or_else(|| t.config.clone()),
+            sha256: t.sha256.clone(),
+            limits: t.limits,
+            grants: t.grants.clone(),
+        });
     }
     let plugin = case
         .plugin
@@ -193,7 +208,13 @@ fn resolve(
         .clone()
         .or_else(|| spec.config.clone())
         .unwrap_or(Value::Null);
-    Ok((dir.join(plugin), config))
+    Ok(Target {
+        plugin: dir.join(plugin),
+        config,
+        sha256: None,
+        limits: Limits::default(),
+        grants: Grants::default(),
+    })
 }
 
 /// Each plugin file is compiled once per test file; every test gets a fresh instance, so
@@ -201,26 +222,30 @@ fn resolve(
 #[derive(Default)]
 struct Modules {
     engine: Option<PluginEngine>,
-    loaded: HashMap<PathBuf, Result<PluginModule, String>>,
+    loaded: HashMap<(PathBuf, Option<String>), Result<PluginModule, String>>,
 }
 
 impl Modules {
-    fn harness(&mut self, plugin: &Path, config: &Value) -> Result<WasmHarness, String> {
+    fn harness(&mut self, target: &Target) -> Result<WasmHarness, String> {
+        let plugin = &target.plugin;
         let engine = match &self.engine {
             Some(engine) => engine,
             None => self
                 .engine
                 .insert(PluginEngine::new(None).map_err(|e| e.to_string())?),
         };
-        let module = self.loaded.entry(plugin.to_owned()).or_insert_with(|| {
+        let key = (plugin.to_owned(), target.sha256.clone());
+        let module = self.loaded.entry(key).or_insert_with(|| {
             let name = plugin
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            engine.load(&name, plugin, None).map_err(|e| e.to_string())
+            engine
+                .load(&name, plugin, target.sha256.as_deref())
+                .map_err(|e| e.to_string())
         });
         let module = module.as_ref().map_err(Clone::clone)?;
-        WasmHarness::from_module(engine, module, Limits::default(), config)
+        WasmHarness::from_module(engine, module, target.limits, &target.grants, &target.config)
             .map_err(|e| e.to_string())
     }
 }
@@ -228,8 +253,7 @@ impl Modules {
 fn run_case(
     modules: &mut Modules,
     case: &TestCase,
-    plugin: &Path,
-    config: &Value,
+    target: &Target,
     spec: &TestFile,
 ) -> Vec<String> {
     if case.expect.is_empty() {
@@ -251,15 +275,19 @@ fn run_case(
             }
         }
     }
-    let mut harness = match modules.harness(plugin, config) {
+    let mut harness = match modules.harness(target) {
         Ok(h) => h,
-        Err(e) => return vec![format!("cannot load {}: {e}", plugin.display())],
-    };
-    let response = match harness.process(&batch) {
-        Ok(r) => r,
-        Err(e) => return vec![format!("the plugin failed: {e}")],
+        Err(e) => return vec![format!("cannot load {}: {e}", target.plugin.display())],
     };
     let expect = &case.expect;
+    // A trap or a deadline is a failed batch too; `expect.error` may name it.
+    let response = match harness.process(&batch) {
+        Ok(r) => r,
+        Err(e) => sluice_sdk::abi::Response {
+            error: Some(e.to_string()),
+            ..Default::default()
+        },
+    };
     let mut failures = Vec::new();
     match (&expect.error, &response.error) {
         (Some(want), Some(got)) if !got.contains(want.as_str()) => failures.push(format!(
