@@ -88,7 +88,9 @@ fn loki(c: &mut Criterion) {
                 for r in &records {
                     encoder.encode(r, 0, now, &mut pending);
                 }
-                body(pending.into_streams(), format, compression).bytes.len()
+                body(pending.into_streams(), format, compression)
+                    .bytes
+                    .len()
             })
         });
     }

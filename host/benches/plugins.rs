@@ -74,6 +74,8 @@ fn chain(c: &mut Criterion) {
     group.finish();
 }
 
+type Call = dyn FnMut(&[Map<String, Value>]) -> Response;
+
 /// One plugin compiled into this binary, called the way the Wasm export is.
 struct Native<P: Plugin>(Option<P>);
 
@@ -99,7 +101,7 @@ fn native(c: &mut Criterion) {
     let mut group = c.benchmark_group("plugin_native");
     group.throughput(Throughput::Elements(BATCH as u64));
     for (name, config) in configs() {
-        let mut call: Box<dyn FnMut(&[Map<String, Value>]) -> Response> = match name {
+        let mut call: Box<Call> = match name {
             "redact" => {
                 let mut p = Native::<sluice_plugin_redact::Redact>::new(&config);
                 Box::new(move |r| p.process(r))

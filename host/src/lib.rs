@@ -10,10 +10,12 @@
 //!   only what was delivered;
 //! - [`topology`] wires and runs them; [`reload`] swaps plugins in while they run;
 //!   [`telemetry`] and [`admin`] report on them, and [`tap`] shows their records live;
-//! - [`unit_tests`] runs the YAML unit tests of `sluice test`; [`scaffold`] starts a plugin.
+//! - [`unit_tests`] runs the YAML unit tests of `sluice test`; [`scaffold`] starts a plugin;
+//!   [`bench`] measures the whole pipeline (`sluice bench`).
 
 pub mod ack;
 pub mod admin;
+pub mod bench;
 pub mod buffers;
 pub mod config;
 pub mod decode;

@@ -80,6 +80,27 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Measure the whole pipeline: N generated NautilusTrader lines through file → redact →
+    /// enrich → metrics → alerts → a local Loki receiver; events/s, MiB/s, CPU, memory,
+    /// latency.
+    Bench {
+        /// Lines in the throughput phase.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: u64,
+        /// A quick run (20,000 lines, 1 s of live lines) that checks everything works.
+        #[arg(long)]
+        short: bool,
+        /// Lines per second in the latency phase.
+        #[arg(long, default_value_t = 2_000)]
+        live_rate: u64,
+        /// Seconds of the latency phase.
+        #[arg(long, default_value_t = 5)]
+        live_seconds: u64,
+        /// Directory of the reference plugins' .wasm (default: beside this binary's
+        /// target directory, where scripts/build-plugins puts them).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
     /// Run the YAML unit tests of transforms (records in; records, metrics, alerts out).
     Test {
         /// Test files (`*.test.yaml`).
@@ -175,6 +196,33 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 .block_on(run(config, load_again))
         }
         Command::Test { files } => unit_tests(&files),
+        Command::Bench {
+            lines,
+            short,
+            live_rate,
+            live_seconds,
+            plugins,
+        } => {
+            let exe = std::env::current_exe()?;
+            let plugins = plugins.unwrap_or_else(|| {
+                exe.parent()
+                    .and_then(Path::parent)
+                    .map(|target| target.join("wasm32-wasip1/release"))
+                    .unwrap_or_default()
+            });
+            let options = sluice::bench::BenchOptions {
+                lines: if short { 20_000 } else { lines.max(1) },
+                live_rate: live_rate.max(1),
+                live_seconds: if short { 1 } else { live_seconds.max(1) },
+                plugins,
+                sluice: exe,
+            };
+            let report = client_runtime()?.block_on(sluice::bench::run(&options, &mut |line| {
+                eprintln!("{line}")
+            }))?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Tap {
             output,
             admin,

@@ -210,9 +210,18 @@ fn sluice_test_runs_a_transform_under_the_pipelines_limits() {
     .unwrap();
     let out = sluice(&["test", file.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("  ok    a loop meets the pipeline's deadline"), "{stdout}");
+    assert!(
+        stdout.contains("  ok    a loop meets the pipeline's deadline"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  ok    a trap"), "{stdout}");
-    assert!(stdout.contains("  FAIL  an unexpected trap fails"), "{stdout}");
-    assert!(stdout.contains("the plugin failed the batch: trapped: wasm trap: wasm `unreachable`"), "{stdout}");
+    assert!(
+        stdout.contains("  FAIL  an unexpected trap fails"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the plugin failed the batch: trapped: wasm trap: wasm `unreachable`"),
+        "{stdout}"
+    );
     assert!(stdout.contains("3 tests: 2 passed, 1 failed"), "{stdout}");
 }

@@ -5,6 +5,7 @@ mod alert_sink;
 mod all_sinks;
 mod authoring;
 mod bad_input;
+mod bench;
 mod c_plugin;
 mod canary;
 mod chaos;

@@ -23,7 +23,13 @@ impl WasmHarness {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let module = engine.load(&name, path, None)?;
-        Self::from_module(&engine, &module, Limits::default(), &Grants::default(), config)
+        Self::from_module(
+            &engine,
+            &module,
+            Limits::default(),
+            &Grants::default(),
+            config,
+        )
     }
 
     pub fn from_module(

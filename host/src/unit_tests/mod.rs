@@ -245,8 +245,14 @@ impl Modules {
                 .map_err(|e| e.to_string())
         });
         let module = module.as_ref().map_err(Clone::clone)?;
-        WasmHarness::from_module(engine, module, target.limits, &target.grants, &target.config)
-            .map_err(|e| e.to_string())
+        WasmHarness::from_module(
+            engine,
+            module,
+            target.limits,
+            &target.grants,
+            &target.config,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
