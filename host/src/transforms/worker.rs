@@ -213,10 +213,12 @@ impl TransformWorker {
             }
             Err(e) => Err((e, Response::default())),
         };
-        // Side outputs answer for the same source data as the batch that caused them.
-        let template = batch
-            .clone()
-            .unwrap_or_else(|| Batch::new(origin.clone(), Vec::new(), None));
+        // Side outputs answer for the same source data as the batch that caused them; the
+        // template carries its acknowledgements only, never a copy of its records.
+        let template = batch.as_ref().map_or_else(
+            || Batch::new(origin.clone(), Vec::new(), None),
+            |b| b.with_records(origin.clone(), Vec::new()),
+        );
         match response {
             Ok(response) => {
                 self.telemetry.set_status(Status::Running, None);
