@@ -121,7 +121,9 @@ fn check_name(name: &str) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
-/// The type `#[transform]` derives from the function's name (`order_tagger` → `OrderTagger`).
+/// The type `#[transform]` derives from the function's name (`order_tagger` → `OrderTagger`):
+/// the same rule as `camel_case` in `sdk/macros` (a proc-macro crate cannot share it). The
+/// e2e test that builds a scaffold fails if the two ever differ.
 fn camel_case(snake: &str) -> String {
     snake
         .split('_')
