@@ -149,6 +149,7 @@ impl Reloader {
             let causes: Vec<&str> = batch.iter().map(|r| r.cause.as_str()).collect();
             tracing::info!(cause = %causes.join(", "), "reloading");
             let outcome = self.reload().await;
+            crate::plugin::release_freed_memory();
             match &outcome {
                 Ok(report) if report.swapped.is_empty() => {
                     tracing::info!("reload: nothing changed");

@@ -80,6 +80,7 @@ pub async fn run(
     if !refusals.is_empty() {
         anyhow::bail!("{}", refusals.join("\n"));
     }
+    crate::plugin::release_freed_memory();
 
     let reload_config = crate::reload::Loaded::of(&config);
     // One bounded channel per consumer (a sink's buffer, for sinks); each output fans out
