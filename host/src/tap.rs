@@ -1,7 +1,8 @@
 //! Taps: `sluice tap COMPONENT` (and `GET /tap/COMPONENT` on the admin address) streams
-//! the records leaving any output, live. A tap costs nothing until someone listens (one
-//! atomic load per batch); a listener gets copies through a bounded broadcast channel, so a
-//! slow terminal skips batches (and is told how many) instead of slowing the pipeline.
+//! the records leaving any output, live. A tap costs almost nothing until someone listens
+//! (one uncontended lock per batch, to count listeners); a listener gets copies through a
+//! bounded broadcast channel, so a slow terminal skips batches (and is told how many)
+//! instead of slowing the pipeline.
 //!
 //! Tap points are kept by output name in [`Taps`], which outlives the topology, so a tap
 //! keeps streaming across a reload. Outputs upstream of a transform marked
