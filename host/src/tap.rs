@@ -111,11 +111,11 @@ pub fn outputs(
     let component = |output: &str| output.split('.').next().unwrap_or(output).to_owned();
     // Walk upstream from each redaction transform, marking what it has not yet seen.
     let mut before: BTreeMap<String, String> = BTreeMap::new();
-    for (name, (_, redacts)) in transforms {
+    for (name, (inputs, redacts)) in transforms {
         if !redacts {
             continue;
         }
-        let mut stack: Vec<String> = transforms[name].0.iter().map(|o| component(o)).collect();
+        let mut stack: Vec<String> = inputs.iter().map(|o| component(o)).collect();
         let mut seen = BTreeSet::new();
         while let Some(c) = stack.pop() {
             if !seen.insert(c.clone()) {

@@ -96,43 +96,40 @@ impl Snapshot {
     pub fn new(samples: &[Sample]) -> Self {
         let mut all: BTreeMap<String, Counters> = BTreeMap::new();
         for s in samples {
-            let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
-            let (key, c) = match s.name.as_str() {
-                "sluice_component_received_events_total"
-                | "sluice_component_sent_events_total"
-                | "sluice_component_dropped_events_total"
-                | "sluice_component_errors_total"
-                | "sluice_buffer_batches"
-                | "sluice_buffer_capacity_batches"
-                | "sluice_buffer_disk_bytes"
-                | "sluice_buffer_disk_max_bytes" => (label("component"), &s.name),
-                "sluice_plugin_call_duration_seconds_count"
-                | "sluice_plugin_call_duration_seconds_sum"
-                | "sluice_plugin_call_duration_seconds_bucket"
-                    if label("call") == "process" =>
-                {
-                    (label("plugin"), &s.name)
-                }
-                _ => continue,
+            let label = |k: &str| s.labels.get(k).map_or("", String::as_str);
+            let plugin_call = label("call") == "process";
+            let owner = if s.name.starts_with("sluice_plugin_call_duration_seconds") {
+                label("plugin")
+            } else {
+                label("component")
             };
-            let c2 = all.entry(key).or_default();
+            let watched = [
+                "sluice_component_",
+                "sluice_buffer_",
+                "sluice_plugin_call_duration",
+            ];
+            if !watched.iter().any(|p| s.name.starts_with(p)) {
+                continue;
+            }
+            let c = all.entry(owner.to_owned()).or_default();
             let v = s.value;
-            match c.as_str() {
-                "sluice_component_received_events_total" => c2.received += v,
-                "sluice_component_sent_events_total" => c2.sent += v,
-                "sluice_component_dropped_events_total" => c2.dropped += v,
-                "sluice_component_errors_total" => c2.errors += v,
-                "sluice_buffer_batches" => c2.buffer.get_or_insert((0.0, 0.0)).0 = v,
-                "sluice_buffer_capacity_batches" => c2.buffer.get_or_insert((0.0, 0.0)).1 = v,
-                "sluice_buffer_disk_bytes" => c2.disk.get_or_insert((0.0, 0.0)).0 = v,
-                "sluice_buffer_disk_max_bytes" => c2.disk.get_or_insert((0.0, 0.0)).1 = v,
-                "sluice_plugin_call_duration_seconds_count" => c2.calls = v,
-                "sluice_plugin_call_duration_seconds_sum" => c2.call_seconds = v,
-                _ => {
+            match s.name.as_str() {
+                "sluice_component_received_events_total" => c.received += v,
+                "sluice_component_sent_events_total" => c.sent += v,
+                "sluice_component_dropped_events_total" => c.dropped += v,
+                "sluice_component_errors_total" => c.errors += v,
+                "sluice_buffer_batches" => c.buffer.get_or_insert((0.0, 0.0)).0 = v,
+                "sluice_buffer_capacity_batches" => c.buffer.get_or_insert((0.0, 0.0)).1 = v,
+                "sluice_buffer_disk_bytes" => c.disk.get_or_insert((0.0, 0.0)).0 = v,
+                "sluice_buffer_disk_max_bytes" => c.disk.get_or_insert((0.0, 0.0)).1 = v,
+                "sluice_plugin_call_duration_seconds_count" if plugin_call => c.calls = v,
+                "sluice_plugin_call_duration_seconds_sum" if plugin_call => c.call_seconds = v,
+                "sluice_plugin_call_duration_seconds_bucket" if plugin_call => {
                     if let Ok(le) = label("le").parse::<f64>() {
-                        c2.buckets.insert((le * 1e9) as u64, v);
+                        c.buckets.insert((le * 1e9) as u64, v);
                     }
                 }
+                _ => {}
             }
         }
         Snapshot(all)

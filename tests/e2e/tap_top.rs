@@ -177,3 +177,22 @@ fn a_tap_streams_across_a_reload_refuses_unredacted_outputs_and_ends_with_sluice
         .expect("the tap did not end when Sluice stopped");
     assert!(status.success());
 }
+
+/// Nothing listening on the admin address: both commands say where they looked, exit 1.
+#[test]
+fn tap_and_top_name_an_admin_address_they_cannot_reach() {
+    let address = format!("127.0.0.1:{}", free_port());
+    for args in [vec!["tap", "x"], vec!["top", "--once"]] {
+        let out = Command::new(sluice_bin())
+            .args(&args)
+            .args(["--address", &address])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot reach Sluice's admin API at {address}")),
+            "{args:?}: {err}"
+        );
+    }
+}
