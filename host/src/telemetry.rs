@@ -247,6 +247,21 @@ impl Telemetry {
             .set(1);
     }
 
+    /// A reload removed the transform `plugin`.
+    pub fn plugin_stopped(&self, plugin: &str, sha256: &str) {
+        let _ = self.plugin_info.remove_label_values(&[
+            plugin,
+            &sha256[..sha256.len().min(12)],
+            sha256,
+        ]);
+    }
+
+    /// A reload removed `component`: it leaves `/health`. Its counters stay, so a
+    /// dashboard's `rate()` does not see a reset if it comes back.
+    pub fn forget(&self, component: &str) {
+        self.health.lock().unwrap().remove(component);
+    }
+
     pub fn reloaded(&self, kind: &str, n: u64) {
         self.reloads.with_label_values(&[kind]).inc_by(n);
     }

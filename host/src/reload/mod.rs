@@ -2,15 +2,15 @@
 //! without losing or repeating a record, and without resetting anything.
 //!
 //! Every trigger (a watched file changing, SIGHUP, `POST /reload`) becomes a
-//! [`ReloadRequest`] on one queue; one task works through it, so a request that arrives
-//! during a reload waits for the next one and is never dropped. A reload re-reads and
-//! validates the pipeline, then for each transform whose plugin file or settings changed:
-//! loads and compiles the module (the cache makes a known build instant), initialises it,
-//! runs a self-check batch through a throwaway instance, and only when every changed
-//! transform passed, hands each worker its new instance to swap in between two batches,
-//! with the old instance's state when both versions export snapshot/restore. Anything
-//! failing leaves every running version as it was, and says why in the log, in
-//! `sluice_reload_failures_total` and in `/health`.
+//! [`ReloadRequest`] on one queue, served by the pipeline's own task, so a request that
+//! arrives during a reload waits for the next one and is never dropped. A reload re-reads
+//! and validates the pipeline and compares it with what runs (`topology/diff.rs`). Every
+//! new or changed plugin is loaded, initialised and self-checked here ([`prepare`]) before
+//! anything changes; then the topology applies the difference (`topology/reconfigure.rs`):
+//! workers swap plugin versions between two batches, carrying state over when both
+//! versions export snapshot/restore; new components start, removed ones finish what they
+//! hold, and what did not change keeps running. Anything refused leaves the pipeline as it
+//! was, and says why in the log, in `sluice_reload_failures_total` and in `/health`.
 
 mod watch;
 
@@ -19,14 +19,13 @@ pub use watch::watch_files;
 use crate::config::PipelineConfig;
 use crate::plugin::{encode_config, LoadError, PluginEngine, PluginInstance};
 use crate::telemetry::Telemetry;
-use crate::transforms::{Canary, Swap, Swapped, TransformConfig};
+use crate::transforms::{TransformConfig, Version};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Re-reads the pipeline from where it came from (files, or the embedded demo).
@@ -79,6 +78,25 @@ pub struct ReloadReport {
     pub swapped: BTreeMap<String, SwapOutcome>,
     /// Transforms whose plugin and settings were unchanged.
     pub unchanged: Vec<String>,
+    /// Components started, of any kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<String>,
+    /// Components stopped after finishing what they held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Sources and sinks whose settings changed: stopped, then started with the new ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+    /// Transforms and sinks now reading from other inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rewired: Vec<String>,
+}
+
+impl ReloadReport {
+    /// Components whose part in the pipeline changed (a plugin swap aside).
+    pub fn components_changed(&self) -> usize {
+        self.added.len() + self.removed.len() + self.restarted.len() + self.rewired.len()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -86,13 +104,6 @@ pub struct ReloadReport {
 pub enum SwapOutcome {
     StateCarried,
     Fresh,
-}
-
-/// One running transform, as the reloader knows it.
-pub struct Running {
-    pub config: TransformConfig,
-    pub sha256: String,
-    pub swaps: mpsc::Sender<Swap>,
 }
 
 /// What a reload compares the new pipeline with.
@@ -110,189 +121,31 @@ impl Loaded {
     }
 }
 
-pub struct Reloader {
-    pub load: LoadPipeline,
-    pub current: Loaded,
-    pub engine: PluginEngine,
-    pub transforms: BTreeMap<String, Running>,
-    pub telemetry: Telemetry,
-    /// Told the files to watch after every reload (plugin paths can change).
-    pub watched: Option<tokio::sync::watch::Sender<Vec<PathBuf>>>,
-}
-
-/// A new version, ready to swap in.
-struct Prepared {
-    name: String,
-    config: TransformConfig,
-    swap: Swap,
-    outcome: oneshot::Receiver<Result<Swapped, String>>,
-    sha256: String,
-}
-
-impl Reloader {
-    /// The files a reload depends on: the pipeline files and every plugin in use.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut files = self.current.files.clone();
-        files.extend(self.transforms.values().map(|t| t.config.plugin.clone()));
-        files
-    }
-
-    /// Serves reload requests until the queue closes.
-    pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<ReloadRequest>) {
-        while let Some(first) = requests.recv().await {
-            // Everything queued by now is answered by this one reload: it reads the files
-            // as they are after every one of those requests was made.
-            let mut batch = vec![first];
-            while let Ok(more) = requests.try_recv() {
-                batch.push(more);
+/// Logs and counts how a reload went.
+pub fn record_outcome(telemetry: &Telemetry, outcome: &Result<ReloadReport, String>) {
+    match outcome {
+        Ok(report) => {
+            if report.swapped.is_empty() && report.components_changed() == 0 {
+                tracing::info!("reload: nothing changed");
             }
-            let causes: Vec<&str> = batch.iter().map(|r| r.cause.as_str()).collect();
-            tracing::info!(cause = %causes.join(", "), "reloading");
-            let outcome = self.reload().await;
-            crate::plugin::release_freed_memory();
-            match &outcome {
-                Ok(report) if report.swapped.is_empty() => {
-                    tracing::info!("reload: nothing changed");
-                    self.telemetry.reloaded("pipeline", 1);
-                    self.telemetry.reload_succeeded();
-                }
-                Ok(report) => {
-                    for (name, how) in &report.swapped {
-                        match how {
-                            SwapOutcome::StateCarried => {
-                                tracing::info!(plugin = %name, "reload: new version live, state carried over")
-                            }
-                            SwapOutcome::Fresh => {
-                                tracing::info!(plugin = %name, "reload: new version live; it starts with fresh state (the running version handed over none)")
-                            }
-                        }
+            for (name, how) in &report.swapped {
+                match how {
+                    SwapOutcome::StateCarried => {
+                        tracing::info!(plugin = %name, "reload: new version live, state carried over")
                     }
-                    self.telemetry.reloaded("pipeline", 1);
-                    self.telemetry
-                        .reloaded("plugin", report.swapped.len() as u64);
-                    self.telemetry.reload_succeeded();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reload refused; everything keeps running as it was");
-                    self.telemetry.reload_failed("pipeline", e);
+                    SwapOutcome::Fresh => {
+                        tracing::info!(plugin = %name, "reload: new version live; it starts with fresh state (the running version handed over none)")
+                    }
                 }
             }
-            if let Some(watched) = &self.watched {
-                let _ = watched.send(self.files());
-            }
-            for request in batch {
-                if let Some(done) = request.done {
-                    let _ = done.send(outcome.clone());
-                }
-            }
+            telemetry.reloaded("pipeline", 1);
+            telemetry.reloaded("plugin", report.swapped.len() as u64);
+            telemetry.reloaded("component", report.components_changed() as u64);
+            telemetry.reload_succeeded();
         }
-    }
-
-    async fn reload(&mut self) -> Result<ReloadReport, String> {
-        let load = self.load.clone();
-        let new = tokio::task::spawn_blocking(move || load())
-            .await
-            .map_err(|e| format!("loading the pipeline panicked: {e}"))?
-            .map_err(|e| format!("the new pipeline is invalid: {e:#}"))?;
-        self.check_same_topology(&new)?;
-
-        // Prepare every changed transform before touching any.
-        let mut report = ReloadReport::default();
-        let mut prepared = Vec::new();
-        let mut failures = Vec::new();
-        for (name, config) in &new.transforms {
-            let running = &self.transforms[name];
-            let (engine, name2, config2) = (self.engine.clone(), name.clone(), config.clone());
-            let running_sha = running.sha256.clone();
-            let same_settings = running.config == *config;
-            let ready = tokio::task::spawn_blocking(move || {
-                prepare(&engine, &name2, &config2, &running_sha, same_settings)
-            })
-            .await
-            .map_err(|e| format!("preparing `{name}` panicked: {e}"))?;
-            match ready {
-                Ok(None) => report.unchanged.push(name.clone()),
-                Ok(Some((swap, outcome, sha256))) => prepared.push(Prepared {
-                    name: name.clone(),
-                    config: config.clone(),
-                    swap,
-                    outcome,
-                    sha256,
-                }),
-                Err(e) => {
-                    self.telemetry.reload_failed("plugin", &e);
-                    failures.push(e);
-                }
-            }
-        }
-        if !failures.is_empty() {
-            return Err(failures.join("; "));
-        }
-
-        let mut refused = Vec::new();
-        for p in prepared {
-            let running = self.transforms.get_mut(&p.name).expect("same topology");
-            if running.swaps.send(p.swap).await.is_err() {
-                refused.push(format!("`{}` stopped before the swap", p.name));
-                continue;
-            }
-            match p.outcome.await {
-                Ok(Ok(how)) => {
-                    self.telemetry
-                        .plugin_running(&p.name, &p.sha256, Some(&running.sha256));
-                    running.sha256 = p.sha256;
-                    running.config = p.config;
-                    report.swapped.insert(
-                        p.name,
-                        match how {
-                            Swapped::StateCarried => SwapOutcome::StateCarried,
-                            Swapped::Fresh => SwapOutcome::Fresh,
-                        },
-                    );
-                }
-                Ok(Err(e)) => {
-                    let e = format!("plugin `{}`: {e}; the running version stays", p.name);
-                    self.telemetry.reload_failed("plugin", &e);
-                    refused.push(e);
-                }
-                Err(_) => refused.push(format!("`{}` stopped during the swap", p.name)),
-            }
-        }
-        self.current = Loaded::of(&new);
-        if refused.is_empty() {
-            Ok(report)
-        } else {
-            Err(refused.join("; "))
-        }
-    }
-
-    /// This version reloads plugins and their settings; a change to sources, sinks, the
-    /// graph or the admin server is refused, loudly, rather than half applied.
-    fn check_same_topology(&self, new: &PipelineConfig) -> Result<(), String> {
-        let mut changed = Vec::new();
-        for key in ["data_dir", "admin", "sources", "sinks"] {
-            if self.current.merged.get(key) != new.merged.get(key) {
-                changed.push(format!("`{key}`"));
-            }
-        }
-        let old_names: Vec<&String> = self.transforms.keys().collect();
-        let new_names: Vec<&String> = new.transforms.keys().collect();
-        if old_names != new_names {
-            changed.push("the set of transforms".into());
-        } else {
-            for (name, t) in &new.transforms {
-                if self.transforms[name].config.inputs != t.inputs {
-                    changed.push(format!("the inputs of `{name}`"));
-                }
-            }
-        }
-        if changed.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "the new pipeline changes {}: live reload applies plugin changes and transform settings only; restart Sluice to apply it (nothing was changed)",
-                changed.join(", ")
-            ))
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused; everything keeps running as it was");
+            telemetry.reload_failed("pipeline", e);
         }
     }
 }
@@ -308,17 +161,16 @@ fn self_check_batch() -> Vec<u8> {
     rmp_serde::to_vec_named(&[record]).expect("a JSON value encodes")
 }
 
-type Ready = (Swap, oneshot::Receiver<Result<Swapped, String>>, String);
-
 /// Loads, initialises and self-checks a transform's plugin if its file or settings
-/// changed; `None` when neither did.
-fn prepare(
+/// changed (always for a transform that is not running yet: `running_sha` empty); `None`
+/// when neither did.
+pub fn prepare(
     engine: &PluginEngine,
     name: &str,
     config: &TransformConfig,
     running_sha: &str,
     same_settings: bool,
-) -> Result<Option<Ready>, String> {
+) -> Result<Option<Version>, String> {
     // LoadError names the plugin already.
     let failed = |e: LoadError| format!("{e}; the running version stays");
     if same_settings {
@@ -336,51 +188,30 @@ fn prepare(
     if same_settings && module.sha256 == running_sha {
         return Ok(None);
     }
-    let plugin_config = encode_config(&config.config);
-    let instantiate = || {
-        PluginInstance::new(
-            engine,
-            &module,
-            config.limits,
-            &config.grants,
-            &plugin_config,
+    let mut check = PluginInstance::new(
+        engine,
+        &module,
+        config.limits,
+        &config.grants,
+        &encode_config(&config.config),
+    )
+    .map_err(failed)?;
+    let refused = |e: String| {
+        format!(
+            "plugin `{name}`: the new version failed its self-check batch: {e}; the running version stays"
         )
-        .map_err(failed)
     };
-    let mut check = instantiate()?;
     match check.process(&self_check_batch()) {
-        Ok(response) if response.error.is_none() => {}
         Ok(response) => {
-            return Err(format!(
-                "plugin `{name}`: the new version failed its self-check batch: {}; the running version stays",
-                response.error.unwrap_or_default()
-            ))
+            if let Some(e) = response.error {
+                return Err(refused(e));
+            }
         }
-        Err(e) => {
-            return Err(format!(
-                "plugin `{name}`: the new version failed its self-check batch: {e}; the running version stays"
-            ))
-        }
+        Err(e) => return Err(refused(e.to_string())),
     }
     drop(check);
-    let canary = Canary::load(engine, name, config).map_err(failed)?;
-    let instance = instantiate()?;
-    let (done, outcome) = oneshot::channel();
     let sha256 = module.sha256.clone();
-    tracing::info!(plugin = %name, sha256 = %sha256, cached = !module.compiled, "reload: new version loaded and self-checked");
-    Ok(Some((
-        Swap {
-            module,
-            instance,
-            config: plugin_config,
-            limits: config.limits,
-            grants: config.grants.clone(),
-            on_error: config.on_error,
-            tick_interval: Duration::from_millis(config.tick_interval_ms.max(10)),
-            canary,
-            done,
-        },
-        outcome,
-        sha256,
-    )))
+    let version = Version::of(engine, name, module, config).map_err(failed)?;
+    tracing::info!(plugin = %name, sha256 = %sha256, cached = !version.module.compiled, "reload: new version loaded and self-checked");
+    Ok(Some(version))
 }

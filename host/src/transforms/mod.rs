@@ -11,4 +11,4 @@ mod worker;
 pub use canary::{Canary, CanaryConfig};
 
 pub use config::{OnError, TransformConfig};
-pub use worker::{Outputs, Swap, Swapped, TransformWorker};
+pub use worker::{Outputs, Swap, Swapped, TransformWorker, Version};

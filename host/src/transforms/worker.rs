@@ -1,8 +1,11 @@
 //! The worker thread of one plugin transform.
 
-use super::{Canary, OnError};
+use super::{Canary, OnError, TransformConfig};
 use crate::event::{Batch, Record};
-use crate::plugin::{CallError, Grants, Limits, PluginEngine, PluginInstance, PluginModule};
+use crate::plugin::{
+    encode_config, CallError, Grants, Limits, LoadError, PluginEngine, PluginInstance,
+    PluginModule,
+};
 use crate::telemetry::{ComponentTelemetry, Status};
 use crate::topology::Fanout;
 use serde_json::{json, Value};
@@ -21,28 +24,28 @@ pub struct Outputs {
 }
 
 pub struct TransformWorker {
-    pub name: String,
-    pub engine: PluginEngine,
-    pub module: PluginModule,
+    name: String,
+    engine: PluginEngine,
+    module: PluginModule,
     /// The instance `init` already succeeded on (the topology builds it to refuse a bad
     /// plugin before starting); rebuilt here after a failure.
-    pub instance: Option<PluginInstance>,
-    pub config: Vec<u8>,
-    pub limits: Limits,
-    pub grants: Grants,
-    pub on_error: OnError,
-    pub tick_interval: Duration,
-    pub input: mpsc::Receiver<Batch>,
+    instance: Option<PluginInstance>,
+    config: Vec<u8>,
+    limits: Limits,
+    grants: Grants,
+    on_error: OnError,
+    tick_interval: Duration,
+    input: mpsc::Receiver<Batch>,
     /// New plugin versions, already loaded, initialised and self-checked off this thread;
     /// taken between batches.
-    pub swaps: mpsc::Receiver<Swap>,
-    pub canary: Option<Canary>,
-    pub outputs: Outputs,
-    pub telemetry: ComponentTelemetry,
+    swaps: mpsc::Receiver<Swap>,
+    canary: Option<Canary>,
+    outputs: Outputs,
+    telemetry: ComponentTelemetry,
 }
 
-/// A replacement for the running plugin: everything a worker needs to run it.
-pub struct Swap {
+/// A plugin version ready to run: loaded, with an instance whose `init` succeeded.
+pub struct Version {
     pub module: PluginModule,
     pub instance: PluginInstance,
     pub config: Vec<u8>,
@@ -51,6 +54,51 @@ pub struct Swap {
     pub on_error: OnError,
     pub tick_interval: Duration,
     pub canary: Option<Canary>,
+}
+
+impl Version {
+    /// Loads `config`'s plugin (refusing it unless it matches a `sha256:` pin) and its
+    /// canary, and initialises an instance.
+    pub fn load(
+        engine: &PluginEngine,
+        name: &str,
+        config: &TransformConfig,
+    ) -> Result<Self, LoadError> {
+        let module = engine.load(name, &config.plugin, config.sha256.as_deref())?;
+        Self::of(engine, name, module, config)
+    }
+
+    /// Initialises an instance of an already loaded `module`.
+    pub fn of(
+        engine: &PluginEngine,
+        name: &str,
+        module: PluginModule,
+        config: &TransformConfig,
+    ) -> Result<Self, LoadError> {
+        let plugin_config = encode_config(&config.config);
+        let instance = PluginInstance::new(
+            engine,
+            &module,
+            config.limits,
+            &config.grants,
+            &plugin_config,
+        )?;
+        Ok(Self {
+            canary: Canary::load(engine, name, config)?,
+            module,
+            instance,
+            config: plugin_config,
+            limits: config.limits,
+            grants: config.grants.clone(),
+            on_error: config.on_error,
+            tick_interval: Duration::from_millis(config.tick_interval_ms.max(10)),
+        })
+    }
+}
+
+/// A replacement for the running plugin.
+pub struct Swap {
+    pub version: Version,
     /// What became of the swap, once it is done.
     pub done: tokio::sync::oneshot::Sender<Result<Swapped, String>>,
 }
@@ -77,6 +125,33 @@ enum Received {
 const PLUGIN_LOGS_PER_SECOND: u32 = 50;
 
 impl TransformWorker {
+    pub fn new(
+        name: &str,
+        engine: PluginEngine,
+        version: Version,
+        input: mpsc::Receiver<Batch>,
+        swaps: mpsc::Receiver<Swap>,
+        outputs: Outputs,
+        telemetry: ComponentTelemetry,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            engine,
+            module: version.module,
+            instance: Some(version.instance),
+            config: version.config,
+            limits: version.limits,
+            grants: version.grants,
+            on_error: version.on_error,
+            tick_interval: version.tick_interval,
+            input,
+            swaps,
+            canary: version.canary,
+            outputs,
+            telemetry,
+        }
+    }
+
     /// Runs until every upstream is done; call on a dedicated thread.
     pub fn run(mut self, runtime: tokio::runtime::Handle) {
         let origin: Arc<str> = self.name.as_str().into();
@@ -141,14 +216,17 @@ impl TransformWorker {
     fn swap(&mut self, swap: Swap, instance: &mut Option<PluginInstance>) {
         let started = Instant::now();
         let Swap {
-            module,
-            instance: mut fresh,
-            config,
-            limits,
-            grants,
-            on_error,
-            tick_interval,
-            canary,
+            version:
+                Version {
+                    module,
+                    instance: mut fresh,
+                    config,
+                    limits,
+                    grants,
+                    on_error,
+                    tick_interval,
+                    canary,
+                },
             done,
         } = swap;
         let carried = match instance.as_mut() {

@@ -1,0 +1,232 @@
+//! Applies a reloaded pipeline to the running one: only what changed is touched.
+//!
+//! Order matters for losing nothing: every new or changed plugin is ready before anything
+//! changes; consumers are connected before anything feeding them starts; a sink being
+//! replaced gets its new input connected in the same step the old one is disconnected, and
+//! the new sink starts once the old one has delivered what it held.
+
+use super::diff::Diff;
+use super::running::Topology;
+use crate::config::PipelineConfig;
+use crate::reload::{prepare, LoadPipeline, Loaded, ReloadReport, SwapOutcome};
+use crate::transforms::{Swap, Swapped, Version};
+use std::collections::BTreeMap;
+use tokio::sync::{mpsc, oneshot};
+
+impl Topology {
+    /// Re-reads the pipeline and applies what changed. An error before anything changed
+    /// says "nothing was changed"; later ones (a swap a worker refused, a sink whose buffer
+    /// cannot open) name what did not apply.
+    pub async fn reload(&mut self, load: &LoadPipeline) -> Result<ReloadReport, String> {
+        let load = load.clone();
+        let new = tokio::task::spawn_blocking(move || load())
+            .await
+            .map_err(|e| format!("loading the pipeline panicked: {e}"))?
+            .map_err(|e| format!("the new pipeline is invalid: {e:#}"))?;
+        let diff = Diff::between(&self.current.merged, &new.merged);
+        if !diff.needs_restart.is_empty() {
+            return Err(format!(
+                "the new pipeline changes {}: restart Sluice to apply that (nothing was changed)",
+                diff.needs_restart
+                    .iter()
+                    .map(|key| format!("`{key}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
+        let (swaps, added) = self.prepare_plugins(&new, &diff).await?;
+        let loaded = Loaded::of(&new);
+        let PipelineConfig {
+            sources: mut new_sources,
+            transforms: mut new_transforms,
+            sinks: mut new_sinks,
+            ..
+        } = new;
+        let mut report = ReloadReport {
+            unchanged: diff
+                .transforms
+                .unchanged
+                .iter()
+                .chain(&diff.transforms.changed)
+                .filter(|name| !swaps.iter().any(|(n, _)| n == *name))
+                .cloned()
+                .collect(),
+            ..ReloadReport::default()
+        };
+        let mut refused = Vec::new();
+
+        // Plugin swaps, between two batches of each worker.
+        for (name, version) in swaps {
+            match self.swap(&name, version).await {
+                Ok(how) => {
+                    report.swapped.insert(name, how);
+                }
+                Err(e) => {
+                    self.telemetry.reload_failed("plugin", &e);
+                    refused.push(e);
+                }
+            }
+        }
+        for (name, config) in &new_transforms {
+            let Some(task) = self.transforms.get_mut(name) else {
+                continue;
+            };
+            if report.swapped.contains_key(name) || report.unchanged.contains(name) {
+                task.config = config.clone();
+            } else {
+                // The swap was refused: the old settings stay, the new inputs apply.
+                task.config.inputs = config.inputs.clone();
+            }
+        }
+
+        // New sinks, and new inputs for replaced ones (their old input is disconnected in
+        // the same step).
+        for name in &diff.sinks.added {
+            let sink = new_sinks.remove(name).expect("an added sink is in the new pipeline");
+            match self.start_sink(name, sink, None) {
+                Ok(()) => report.added.push(name.clone()),
+                Err(e) => refused.push(format!("{e:#}")),
+            }
+        }
+        let mut replacing = Vec::new();
+        for name in &diff.sinks.changed {
+            let sink = new_sinks.remove(name).expect("a changed sink is in the new pipeline");
+            let (tx, rx) = mpsc::channel(super::CHANNEL_CAPACITY);
+            self.connect(name, sink.inputs().to_vec(), tx);
+            replacing.push((name.clone(), sink, rx));
+        }
+
+        // New transforms, then the inputs of kept transforms and sinks.
+        let added_transforms: BTreeMap<_, _> = diff
+            .transforms
+            .added
+            .iter()
+            .filter_map(|name| new_transforms.remove_entry(name))
+            .collect();
+        report.added.extend(added_transforms.keys().cloned());
+        if let Err(e) = self.start_transforms(added_transforms, added) {
+            refused.push(format!("{e:#}"));
+        }
+        for name in &diff.transforms.rewired {
+            if let Some(t) = new_transforms.get(name) {
+                self.rewire(name, t.inputs.clone());
+                report.rewired.push(name.clone());
+            }
+        }
+        for name in diff.sinks.rewired.iter().filter(|n| !diff.sinks.changed.contains(n)) {
+            if let Some(sink) = new_sinks.get(name) {
+                self.rewire(name, sink.inputs().to_vec());
+                report.rewired.push(name.clone());
+            }
+        }
+        for name in &diff.transforms.removed {
+            self.retire_transform(name);
+            report.removed.push(name.clone());
+        }
+
+        // Sources: stopped ones save their checkpoints before a changed one starts again.
+        for name in diff.sources.removed.iter().chain(&diff.sources.changed) {
+            self.stop_source(name).await;
+        }
+        for name in diff.sources.changed.iter().chain(&diff.sources.added) {
+            let source = new_sources.remove(name).expect("in the new pipeline");
+            self.start_source(name, source);
+        }
+        report.added.extend(diff.sources.added.iter().cloned());
+        report.removed.extend(diff.sources.removed.iter().cloned());
+        report.restarted.extend(diff.sources.changed.iter().cloned());
+
+        // Removed sinks deliver what they hold; replaced ones too, before their successor
+        // starts on the same buffer.
+        for name in &diff.sinks.removed {
+            self.disconnect(name);
+            if !self.retire_sink(name).await {
+                tracing::warn!(sink = %name, "removed sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest)", super::RETIRE_DEADLINE);
+            }
+            report.removed.push(name.clone());
+        }
+        for (name, sink, intake) in replacing {
+            if !self.retire_sink(&name).await {
+                tracing::warn!(sink = %name, "the old version of the sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest for the new one)", super::RETIRE_DEADLINE);
+            }
+            match self.start_sink(&name, sink, Some(intake)) {
+                Ok(()) => report.restarted.push(name),
+                Err(e) => refused.push(format!("{e:#}")),
+            }
+        }
+
+        for name in &report.removed {
+            self.telemetry.forget(name);
+        }
+        self.forget_outputs();
+        self.update_taps();
+        self.current = loaded;
+        if refused.is_empty() {
+            Ok(report)
+        } else {
+            Err(refused.join("; "))
+        }
+    }
+
+    /// Loads and self-checks the plugin of every new transform and every kept one whose
+    /// plugin file or settings changed. Any failure refuses the whole reload.
+    async fn prepare_plugins(
+        &self,
+        new: &PipelineConfig,
+        diff: &Diff,
+    ) -> Result<(Vec<(String, Version)>, BTreeMap<String, Version>), String> {
+        let mut swaps = Vec::new();
+        let mut added = BTreeMap::new();
+        let mut failures = Vec::new();
+        for (name, config) in &new.transforms {
+            let running = self.transforms.get(name);
+            let running_sha = running.map(|t| t.sha256.clone()).unwrap_or_default();
+            let same_settings = running.is_some() && !diff.transforms.changed.contains(name);
+            let (engine, name2, config2) = (self.engine.clone(), name.clone(), config.clone());
+            let ready = tokio::task::spawn_blocking(move || {
+                prepare(&engine, &name2, &config2, &running_sha, same_settings)
+            })
+            .await
+            .map_err(|e| format!("preparing `{name}` panicked: {e}"))?;
+            match ready {
+                Ok(None) => {}
+                Ok(Some(version)) if running.is_some() => swaps.push((name.clone(), version)),
+                Ok(Some(version)) => {
+                    added.insert(name.clone(), version);
+                }
+                Err(e) => {
+                    self.telemetry.reload_failed("plugin", &e);
+                    failures.push(e);
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok((swaps, added))
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Hands `name`'s worker a new version and waits until it runs it.
+    async fn swap(&mut self, name: &str, version: Version) -> Result<SwapOutcome, String> {
+        let task = self.transforms.get_mut(name).expect("a kept transform");
+        let sha256 = version.module.sha256.clone();
+        let (done, outcome) = oneshot::channel();
+        if task.swaps.send(Swap { version, done }).await.is_err() {
+            return Err(format!("`{name}` stopped before the swap"));
+        }
+        match outcome.await {
+            Ok(Ok(how)) => {
+                self.telemetry
+                    .plugin_running(name, &sha256, Some(&task.sha256));
+                task.sha256 = sha256;
+                Ok(match how {
+                    Swapped::StateCarried => SwapOutcome::StateCarried,
+                    Swapped::Fresh => SwapOutcome::Fresh,
+                })
+            }
+            Ok(Err(e)) => Err(format!("plugin `{name}`: {e}; the running version stays")),
+            Err(_) => Err(format!("`{name}` stopped during the swap")),
+        }
+    }
+}
