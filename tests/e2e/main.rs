@@ -26,3 +26,4 @@ mod recorder;
 mod reference_chain;
 mod support;
 mod tap_top;
+mod topology_reload;

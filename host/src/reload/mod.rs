@@ -128,6 +128,15 @@ pub fn record_outcome(telemetry: &Telemetry, outcome: &Result<ReloadReport, Stri
             if report.swapped.is_empty() && report.components_changed() == 0 {
                 tracing::info!("reload: nothing changed");
             }
+            if report.components_changed() > 0 {
+                tracing::info!(
+                    added = ?report.added,
+                    removed = ?report.removed,
+                    restarted = ?report.restarted,
+                    rewired = ?report.rewired,
+                    "reload: pipeline changed"
+                );
+            }
             for (name, how) in &report.swapped {
                 match how {
                     SwapOutcome::StateCarried => {

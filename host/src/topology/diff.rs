@@ -131,6 +131,9 @@ mod tests {
                 ..Changes::default()
             }
         );
-        assert_eq!(Diff::between(&new, &new.clone()).sinks.unchanged, vec!["out"]);
+        assert_eq!(
+            Diff::between(&new, &new.clone()).sinks.unchanged,
+            vec!["out"]
+        );
     }
 }

@@ -63,8 +63,7 @@ pub async fn run(
     }
     crate::plugin::release_freed_memory();
 
-    let (mut topology, mut finished) =
-        Topology::new(&config, engine, telemetry.clone(), &shutdown);
+    let (mut topology, mut finished) = Topology::new(&config, engine, telemetry.clone(), &shutdown);
     topology.start(config, versions)?;
 
     let (load, mut requests) = match reload {

@@ -1,9 +1,10 @@
 //! Applies a reloaded pipeline to the running one: only what changed is touched.
 //!
 //! Order matters for losing nothing: every new or changed plugin is ready before anything
-//! changes; consumers are connected before anything feeding them starts; a sink being
-//! replaced gets its new input connected in the same step the old one is disconnected, and
-//! the new sink starts once the old one has delivered what it held.
+//! changes; a removed source finishes (its batches delivered) before anything downstream
+//! of it changes; consumers are connected before anything feeding them starts; a sink
+//! being replaced gets its new input connected in the same step the old one is
+//! disconnected, and the new sink starts once the old one has delivered what it held.
 
 use super::diff::Diff;
 use super::running::Topology;
@@ -79,10 +80,25 @@ impl Topology {
             }
         }
 
-        // New sinks, and new inputs for replaced ones (their old input is disconnected in
-        // the same step).
+        // Removed sources finish first, while everything downstream of them still
+        // runs: their in-flight batches are delivered and checkpointed. Changed ones stop
+        // too, saving their checkpoint for the new settings to resume from.
+        for name in diff.sources.removed.iter().chain(&diff.sources.changed) {
+            self.stop_source(name).await;
+        }
+        report.removed.extend(diff.sources.removed.iter().cloned());
+        // Removed transforms stop receiving; what they hold still reaches their consumers.
+        for name in &diff.transforms.removed {
+            self.retire_transform(name);
+            report.removed.push(name.clone());
+        }
+
+        // New sinks, and new inputs for replaced ones (switched from the old sink's in the
+        // same step).
         for name in &diff.sinks.added {
-            let sink = new_sinks.remove(name).expect("an added sink is in the new pipeline");
+            let sink = new_sinks
+                .remove(name)
+                .expect("an added sink is in the new pipeline");
             match self.start_sink(name, sink, None) {
                 Ok(()) => report.added.push(name.clone()),
                 Err(e) => refused.push(format!("{e:#}")),
@@ -90,13 +106,15 @@ impl Topology {
         }
         let mut replacing = Vec::new();
         for name in &diff.sinks.changed {
-            let sink = new_sinks.remove(name).expect("a changed sink is in the new pipeline");
+            let sink = new_sinks
+                .remove(name)
+                .expect("a changed sink is in the new pipeline");
             let (tx, rx) = mpsc::channel(super::CHANNEL_CAPACITY);
             self.connect(name, sink.inputs().to_vec(), tx);
             replacing.push((name.clone(), sink, rx));
         }
 
-        // New transforms, then the inputs of kept transforms and sinks.
+        // New transforms, then the inputs of kept transforms and sinks, then sources.
         let added_transforms: BTreeMap<_, _> = diff
             .transforms
             .added
@@ -113,28 +131,25 @@ impl Topology {
                 report.rewired.push(name.clone());
             }
         }
-        for name in diff.sinks.rewired.iter().filter(|n| !diff.sinks.changed.contains(n)) {
+        for name in diff
+            .sinks
+            .rewired
+            .iter()
+            .filter(|n| !diff.sinks.changed.contains(n))
+        {
             if let Some(sink) = new_sinks.get(name) {
                 self.rewire(name, sink.inputs().to_vec());
                 report.rewired.push(name.clone());
             }
-        }
-        for name in &diff.transforms.removed {
-            self.retire_transform(name);
-            report.removed.push(name.clone());
-        }
-
-        // Sources: stopped ones save their checkpoints before a changed one starts again.
-        for name in diff.sources.removed.iter().chain(&diff.sources.changed) {
-            self.stop_source(name).await;
         }
         for name in diff.sources.changed.iter().chain(&diff.sources.added) {
             let source = new_sources.remove(name).expect("in the new pipeline");
             self.start_source(name, source);
         }
         report.added.extend(diff.sources.added.iter().cloned());
-        report.removed.extend(diff.sources.removed.iter().cloned());
-        report.restarted.extend(diff.sources.changed.iter().cloned());
+        report
+            .restarted
+            .extend(diff.sources.changed.iter().cloned());
 
         // Removed sinks deliver what they hold; replaced ones too, before their successor
         // starts on the same buffer.

@@ -156,11 +156,23 @@ impl Topology {
         if let Some(before) = before {
             let now = &self.consumers[consumer].inputs;
             for gone in before.inputs.iter().filter(|o| !now.contains(o)) {
+                // A transform being removed still sends what it was given before its
+                // inputs were cut: that reaches its consumers, then its fanout goes away
+                // with it.
+                if !self.produces(gone) {
+                    continue;
+                }
                 if let Some(fanout) = self.outputs.get(gone) {
                     fanout.remove(consumer);
                 }
             }
         }
+    }
+
+    /// Whether a running source or transform makes `output`.
+    fn produces(&self, output: &str) -> bool {
+        let component = output.split('.').next().unwrap_or(output);
+        self.sources.contains_key(component) || self.transforms.contains_key(component)
     }
 
     /// Moves `consumer` to the outputs in `inputs`.

@@ -3,8 +3,7 @@
 use super::{Canary, OnError, TransformConfig};
 use crate::event::{Batch, Record};
 use crate::plugin::{
-    encode_config, CallError, Grants, Limits, LoadError, PluginEngine, PluginInstance,
-    PluginModule,
+    encode_config, CallError, Grants, Limits, LoadError, PluginEngine, PluginInstance, PluginModule,
 };
 use crate::telemetry::{ComponentTelemetry, Status};
 use crate::topology::Fanout;

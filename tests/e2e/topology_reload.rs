@@ -1,0 +1,376 @@
+//! Pipeline reloads that change the topology while records flow: sources, transforms and
+//! sinks added, removed, restarted with new settings and rewired, twenty times, with every
+//! number of the kept stream delivered exactly once and in order, removed sinks flushed,
+//! and counters never reset. And the reloads that must change nothing.
+
+use crate::support::{append, Sluice};
+use sluice_tests::{free_port, http, plugin_wasm, read_jsonl, wait_for, wait_for_lines};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one version of the pipeline has, beside the kept `numbers -> tag -> out` stream.
+#[derive(Clone)]
+struct Shape {
+    /// The `letters` source, also feeding `tag`.
+    letters: bool,
+    /// Sink `copy` writing `copy-N.jsonl` from these inputs.
+    copy: Option<(u32, &'static [&'static str])>,
+    /// Transform `audit` on `tag`, into sink `audits`.
+    audit: bool,
+    /// `tag`'s plugin settings.
+    version: u32,
+    /// Settings of `out` and `numbers`: a change restarts them.
+    out_batches: u32,
+    poll_ms: u32,
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    admin: String,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(shape: &Shape) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            plugin_wasm("sluice_plugin_chaos"),
+            dir.path().join("plugin.wasm"),
+        )
+        .unwrap();
+        let setup = Self {
+            admin: format!("127.0.0.1:{}", free_port()),
+            config: dir.path().join("pipeline.yaml"),
+            dir,
+        };
+        setup.write(shape);
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, shape: &Shape) {
+        let d = self.dir.path().display();
+        let mut text = format!(
+            "data_dir: {d}/data\nadmin: {{address: \"{}\"}}\nsources:\n  numbers: {{type: file, include: [\"{d}/numbers.log\"], decode: json, poll_interval_ms: {}}}\n",
+            self.admin, shape.poll_ms
+        );
+        let mut tag_inputs = vec!["numbers"];
+        if shape.letters {
+            text += &format!(
+                "  letters: {{type: file, include: [\"{d}/letters.log\"], decode: json, poll_interval_ms: 20}}\n"
+            );
+            tag_inputs.push("letters");
+        }
+        text += &format!(
+            "transforms:\n  tag: {{inputs: {tag_inputs:?}, plugin: plugin.wasm, config: {{version: v{}}}}}\n",
+            shape.version
+        );
+        if shape.audit {
+            text += "  audit: {inputs: [tag], plugin: plugin.wasm, config: {version: audit}}\n";
+        }
+        text += &format!(
+            "sinks:\n  out: {{type: file, inputs: [tag], path: \"{d}/out.jsonl\", buffer: {{type: memory, max_batches: {}}}}}\n",
+            shape.out_batches
+        );
+        if let Some((n, inputs)) = shape.copy {
+            text += &format!(
+                "  copy: {{type: file, inputs: {inputs:?}, path: \"{d}/copy-{n}.jsonl\"}}\n"
+            );
+        }
+        if shape.audit {
+            text +=
+                &format!("  audits: {{type: file, inputs: [audit], path: \"{d}/audits.jsonl\"}}\n");
+        }
+        let tmp = self.config.with_extension("tmp~");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    fn post_reload(&self) -> (u16, serde_json::Value) {
+        let (status, body) = http("POST", &self.admin, "/reload", &[], b"");
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
+        )
+    }
+
+    fn get(&self, path: &str) -> String {
+        http("GET", &self.admin, path, &[], b"").1
+    }
+
+    fn start(&self) -> Sluice {
+        let sluice = Sluice::start(self.dir.path(), &self.config);
+        let up = wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&self.admin).ok()?;
+            (http("GET", &self.admin, "/ready", &[], b"").0 == 200).then_some(())
+        });
+        assert!(up.is_some(), "not ready:\n{}", sluice.log_text());
+        sluice
+    }
+}
+
+/// Appends `{"<key>": i}` lines in small bursts until told to stop; returns how many.
+fn feed(
+    input: PathBuf,
+    key: &'static str,
+    per_burst: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            append(
+                &input,
+                (n..n + per_burst).map(|i| format!(r#"{{"{key}": {i}}}"#)),
+            );
+            n += per_burst;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        n
+    })
+}
+
+/// The values of `key` in a sink's file, in the order written.
+fn values(path: &Path, key: &str) -> Vec<u64> {
+    read_jsonl(path)
+        .iter()
+        .filter_map(|r| r.get(key)?.as_u64())
+        .collect()
+}
+
+/// What a sink wrote of `key` is one run with no gap and no repeat.
+fn assert_contiguous(values: &[u64], what: &str) {
+    for pair in values.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "{what}: {} followed by {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+fn counter(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}` in:\n{metrics}"))
+}
+
+#[test]
+fn twenty_topology_changes_under_load_lose_nothing_and_reset_nothing() {
+    let mut shape = Shape {
+        letters: false,
+        copy: None,
+        audit: false,
+        version: 0,
+        out_batches: 8,
+        poll_ms: 20,
+    };
+    let s = Setup::new(&shape);
+    let sluice = s.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let numbers = feed(s.path("numbers.log"), "n", 20, stop.clone());
+    let letters = feed(s.path("letters.log"), "l", 5, stop.clone());
+
+    type Step = (&'static str, fn(&mut Shape));
+    let steps: [Step; 20] = [
+        ("add a sink", |s| s.copy = Some((1, &["tag"]))),
+        ("add a source", |s| s.letters = true),
+        ("add a transform and its sink", |s| s.audit = true),
+        ("new plugin settings", |s| s.version = 1),
+        ("restart the kept sink", |s| s.out_batches = 16),
+        ("restart the kept source", |s| s.poll_ms = 25),
+        ("give a sink a second input", |s| {
+            s.copy = Some((1, &["tag", "letters"]))
+        }),
+        ("remove a sink", |s| s.copy = None),
+        ("remove a source", |s| s.letters = false),
+        ("remove a transform and its sink", |s| s.audit = false),
+        ("add the sink again", |s| s.copy = Some((2, &["tag"]))),
+        ("add the source again", |s| s.letters = true),
+        ("plugin settings and the sink at once", |s| {
+            s.version = 2;
+            s.out_batches = 8
+        }),
+        ("restart the source again", |s| s.poll_ms = 20),
+        ("add the transform again", |s| s.audit = true),
+        ("a second input again", |s| {
+            s.copy = Some((2, &["tag", "letters"]))
+        }),
+        ("replace a sink", |s| {
+            s.copy = Some((3, &["tag", "letters"]))
+        }),
+        ("remove the transform, new settings", |s| {
+            s.audit = false;
+            s.version = 3
+        }),
+        ("drop the second input", |s| s.copy = Some((3, &["tag"]))),
+        ("restart source and sink at once", |s| {
+            s.poll_ms = 30;
+            s.out_batches = 12
+        }),
+    ];
+    for (i, (what, change)) in steps.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(150));
+        change(&mut shape);
+        s.write(&shape);
+        let (status, body) = s.post_reload();
+        assert_eq!(status, 200, "reload {} ({what}): {body}", i + 1);
+        if *what == "remove a sink" {
+            // Flushed before the reload answered: what `copy` got is complete.
+            let got = values(&s.path("copy-1.jsonl"), "n");
+            assert!(got.len() > 20, "copy-1 got {} records", got.len());
+            assert_contiguous(&got, "copy-1, removed");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (numbers, letters) = (numbers.join().unwrap(), letters.join().unwrap());
+
+    let out = s.path("out.jsonl");
+    assert!(
+        wait_for_lines(&out, numbers + letters, Duration::from_secs(60)),
+        "records missing; log:\n{}",
+        sluice.log_text()
+    );
+    let health = s.get("/health");
+    let metrics = s.get("/metrics");
+    assert_eq!(sluice.stop(), 0);
+
+    // The kept stream: every number once, in order, each tagged by one version, and
+    // versions only move forward.
+    let records = read_jsonl(&out);
+    let mut next = 0;
+    let mut last_version = 0;
+    for r in records.iter().filter(|r| r.get("n").is_some()) {
+        assert_eq!(
+            r["n"], next,
+            "number {next} missing, repeated or out of order"
+        );
+        next += 1;
+        let v: u32 = r["plugin_version"].as_str().unwrap()[1..].parse().unwrap();
+        assert!(v >= last_version, "number {next} went back to v{v}");
+        last_version = v;
+    }
+    assert_eq!(next as usize, numbers);
+    assert_eq!(last_version, 3);
+    // The source that came and went: what was written while it was gone is read when it
+    // comes back, from its checkpoint.
+    let letters_out = values(&out, "l");
+    assert_eq!(letters_out, (0..letters as u64).collect::<Vec<_>>());
+
+    // A replaced sink hands over without a gap: copy-2 then copy-3 is one run.
+    let mut copies = values(&s.path("copy-2.jsonl"), "n");
+    assert!(!copies.is_empty());
+    copies.extend(values(&s.path("copy-3.jsonl"), "n"));
+    assert_contiguous(&copies, "copy-2 then copy-3");
+    assert_eq!(copies.last().copied(), Some(numbers as u64 - 1));
+    assert!(!read_jsonl(&s.path("audits.jsonl")).is_empty());
+
+    // Restarted twice, `out` still counts from the first record.
+    let received = counter(
+        &metrics,
+        "sluice_component_received_events_total{component=\"out\",component_kind=\"file\"}",
+    );
+    assert_eq!(received as usize, numbers + letters);
+    // Each change applied once, whether the file watcher or `POST /reload` got there first:
+    // 8 components added, 6 removed, 7 restarted, 6 rewired; 3 plugin swaps.
+    assert_eq!(
+        counter(&metrics, "sluice_reloads_total{kind=\"component\"}"),
+        27.0
+    );
+    assert_eq!(
+        counter(&metrics, "sluice_reloads_total{kind=\"plugin\"}"),
+        3.0
+    );
+    // Removed components leave /health; kept and added ones are there.
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let components = health["components"].as_object().unwrap();
+    for name in ["numbers", "letters", "tag", "out", "copy"] {
+        assert!(components.contains_key(name), "{name} missing: {health}");
+    }
+    assert!(!components.contains_key("audit"), "{health}");
+    assert!(!components.contains_key("audits"), "{health}");
+    assert!(
+        !metrics.contains("sluice_plugin_info{plugin=\"audit\""),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_reload_that_cannot_apply_changes_nothing() {
+    let shape = Shape {
+        letters: false,
+        copy: None,
+        audit: false,
+        version: 0,
+        out_batches: 8,
+        poll_ms: 20,
+    };
+    let s = Setup::new(&shape);
+    let sluice = s.start();
+    append(
+        &s.path("numbers.log"),
+        (0..10).map(|i| format!(r#"{{"n": {i}}}"#)),
+    );
+    assert!(wait_for_lines(
+        &s.path("out.jsonl"),
+        10,
+        Duration::from_secs(20)
+    ));
+    let original = std::fs::read_to_string(&s.config).unwrap();
+
+    // A new transform whose plugin refuses its config, and a new sink after it: neither
+    // starts.
+    let with_broken = original.replace(
+        "transforms:\n",
+        "transforms:\n  broken: {inputs: [numbers], plugin: plugin.wasm, config: {version: x, fail_init: nope}}\n",
+    ) + &format!(
+        "  copy: {{type: file, inputs: [broken], path: \"{}/copy.jsonl\"}}\n",
+        s.dir.path().display()
+    );
+    std::fs::write(&s.config, with_broken).unwrap();
+    let (status, body) = s.post_reload();
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("broken") && error.contains("nope"),
+        "{error}"
+    );
+
+    // A new admin address needs a restart: refused, naming it.
+    std::fs::write(&s.config, original.replace(&s.admin, "127.0.0.1:1")).unwrap();
+    let (status, body) = s.post_reload();
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("`admin`") && error.contains("restart"),
+        "{error}"
+    );
+
+    // Nothing of the refused reloads runs, and the pipeline still flows.
+    let health = s.get("/health");
+    assert!(
+        !health.contains("\"broken\"") && !health.contains("\"copy\""),
+        "{health}"
+    );
+    append(
+        &s.path("numbers.log"),
+        (10..20).map(|i| format!(r#"{{"n": {i}}}"#)),
+    );
+    assert!(wait_for_lines(
+        &s.path("out.jsonl"),
+        20,
+        Duration::from_secs(20)
+    ));
+    assert!(!s.path("copy.jsonl").exists());
+    assert_eq!(sluice.stop(), 0);
+}
