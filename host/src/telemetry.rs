@@ -5,7 +5,7 @@
 use crate::event::Batch;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -32,7 +32,11 @@ pub struct Telemetry {
     reload_status: Arc<Mutex<ReloadStatus>>,
     health: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
     taps: crate::tap::Taps,
+    kept: Kept,
 }
+
+/// State a component keeps across reloads that restart it, by component name.
+type Kept = Arc<Mutex<HashMap<String, Box<dyn std::any::Any + Send>>>>;
 
 /// The last reload attempts, for `/health`: what runs may not be what the files say.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -227,6 +231,7 @@ impl Telemetry {
             reload_status: Arc::default(),
             health: Arc::default(),
             taps: crate::tap::Taps::default(),
+            kept: Kept::default(),
         }
     }
 
@@ -341,6 +346,19 @@ impl ComponentTelemetry {
     /// The registry of Sluice's own metrics, for sinks that serve them.
     pub fn registry(&self) -> &prometheus::Registry {
         &self.telemetry.registry
+    }
+
+    /// The state this component kept when it last ran in this process (a reload restarted
+    /// it with new settings), or `make()` the first time. A `T` of another type (the name
+    /// now belongs to another kind of component) is replaced.
+    pub fn kept<T: Clone + Send + 'static>(&self, make: impl FnOnce() -> T) -> T {
+        let mut kept = self.telemetry.kept.lock().unwrap();
+        if let Some(state) = kept.get(&*self.name).and_then(|s| s.downcast_ref::<T>()) {
+            return state.clone();
+        }
+        let state = make();
+        kept.insert(self.name.to_string(), Box::new(state.clone()));
+        state
     }
 
     pub fn sent(&self, output: &str, n: usize) {

@@ -74,6 +74,57 @@ fn exposition_passes_promtool_and_counts_plugin_metrics() {
     assert_eq!(sluice.stop(), 0);
 }
 
+#[test]
+fn a_reload_that_moves_the_sink_keeps_every_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let admin = format!("127.0.0.1:{admin_port}");
+    append(
+        &dir.path().join("in.log"),
+        lines(0..30, "INFO").chain(lines(30..40, "WARN")),
+    );
+    let sluice = Sluice::start(dir.path(), &metrics_pipeline(dir.path(), port, admin_port));
+    let scrape = |port: u16, expect: &str| {
+        let addr = format!("127.0.0.1:{port}");
+        wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr).ok()?;
+            let body = http("GET", &addr, "/metrics", &[], b"").1;
+            body.contains(expect).then_some(body)
+        })
+    };
+    let warn_10 = "example_records_total{level=\"WARN\"} 10";
+    assert!(
+        scrape(port, warn_10).is_some(),
+        "log:\n{}",
+        sluice.log_text()
+    );
+
+    // New settings for the sink (another port): it restarts, its series stay.
+    let moved = free_port();
+    metrics_pipeline(dir.path(), moved, admin_port);
+    let (status, body) = http("POST", &admin, "/reload", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    // (The file watcher may have applied the change before this request did.)
+    let log = sluice.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("reload: pipeline changed") && l.contains("restarted=[\"prom\"]")),
+        "{log}"
+    );
+    append(&dir.path().join("in.log"), lines(40..45, "WARN"));
+    let body = scrape(moved, "example_records_total{level=\"WARN\"} 15")
+        .unwrap_or_else(|| panic!("counter reset or missing; log:\n{}", sluice.log_text()));
+    assert!(
+        body.contains("example_records_total{level=\"INFO\"} 30"),
+        "{body}"
+    );
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the old address still serves"
+    );
+    assert_eq!(sluice.stop(), 0);
+}
+
 trait OutputWithStdin {
     fn output_with_stdin(&mut self, input: &[u8]) -> (bool, String);
 }

@@ -108,7 +108,10 @@ impl PrometheusSinkConfig {
     }
 
     pub(crate) async fn run(self, mut cx: SinkContext) -> anyhow::Result<()> {
-        let store = MetricStore::new(
+        // A reload that restarts this sink (new settings) keeps its series and their
+        // values: a counter never resets while the process lives.
+        let store = cx.telemetry.kept(MetricStore::default);
+        store.configure(
             self.default_buckets.clone(),
             self.buckets.clone(),
             self.max_series_per_metric,

@@ -43,13 +43,8 @@ enum Collector {
     Histogram(HistogramVec),
 }
 
-impl MetricStore {
-    pub fn new(
-        default_buckets: Vec<f64>,
-        buckets: BTreeMap<String, Vec<f64>>,
-        max_series: usize,
-        gauge_ttl: Duration,
-    ) -> Self {
+impl Default for MetricStore {
+    fn default() -> Self {
         let registry = Registry::new();
         let overflow = IntCounterVec::new(
             Opts::new(
@@ -64,16 +59,45 @@ impl MetricStore {
             .expect("unique metric");
         Self {
             inner: Arc::new(Mutex::new(Inner {
-                default_buckets,
-                buckets,
-                max_series,
-                gauge_ttl,
+                default_buckets: prometheus::DEFAULT_BUCKETS.to_vec(),
+                buckets: BTreeMap::new(),
+                max_series: usize::MAX,
+                gauge_ttl: Duration::ZERO,
                 families: HashMap::new(),
                 overflow,
                 registry: registry.clone(),
             })),
             registry,
         }
+    }
+}
+
+impl MetricStore {
+    pub fn new(
+        default_buckets: Vec<f64>,
+        buckets: BTreeMap<String, Vec<f64>>,
+        max_series: usize,
+        gauge_ttl: Duration,
+    ) -> Self {
+        let store = Self::default();
+        store.configure(default_buckets, buckets, max_series, gauge_ttl);
+        store
+    }
+
+    /// New settings, from a reload: a histogram keeps the buckets it was created with
+    /// (changing them would break its series); the others apply from now on.
+    pub fn configure(
+        &self,
+        default_buckets: Vec<f64>,
+        buckets: BTreeMap<String, Vec<f64>>,
+        max_series: usize,
+        gauge_ttl: Duration,
+    ) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.default_buckets = default_buckets;
+        inner.buckets = buckets;
+        inner.max_series = max_series;
+        inner.gauge_ttl = gauge_ttl;
     }
 
     pub fn registry(&self) -> &Registry {
