@@ -374,3 +374,57 @@ fn a_reload_that_cannot_apply_changes_nothing() {
     assert!(!s.path("copy.jsonl").exists());
     assert_eq!(sluice.stop(), 0);
 }
+
+#[test]
+fn a_disk_buffered_sink_replaced_under_load_hands_its_backlog_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("pipeline.yaml");
+    let write = |n: u32| {
+        let text = format!(
+            "data_dir: {d}/data\nadmin: {{address: \"{admin}\"}}\nsources:\n  numbers: {{type: file, include: [\"{d}/numbers.log\"], decode: json, poll_interval_ms: 20}}\nsinks:\n  out: {{type: file, inputs: [numbers], path: \"{d}/out-{n}.jsonl\", buffer: {{type: disk, max_bytes: 4MiB}}}}\n"
+        );
+        let tmp = config.with_extension("tmp~");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    write(0);
+    let sluice = Sluice::start(dir.path(), &config);
+    let up = wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&admin).ok()?;
+        (http("GET", &admin, "/ready", &[], b"").0 == 200).then_some(())
+    });
+    assert!(up.is_some(), "not ready:\n{}", sluice.log_text());
+    let stop = Arc::new(AtomicBool::new(false));
+    let numbers = feed(dir.path().join("numbers.log"), "n", 50, stop.clone());
+    for n in 1..=3 {
+        std::thread::sleep(Duration::from_millis(300));
+        write(n);
+        let (status, body) = http("POST", &admin, "/reload", &[], b"");
+        assert_eq!(status, 200, "reload {n}: {body}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let numbers = numbers.join().unwrap();
+    let last = dir.path().join("out-3.jsonl");
+    let all = || -> Vec<u64> {
+        (0..=3)
+            .flat_map(|n| values(&dir.path().join(format!("out-{n}.jsonl")), "n"))
+            .collect()
+    };
+    let complete = wait_for(Duration::from_secs(30), || {
+        (all().len() >= numbers).then_some(())
+    });
+    assert!(
+        complete.is_some(),
+        "{} of {numbers}; log:\n{}",
+        all().len(),
+        sluice.log_text()
+    );
+    assert_eq!(sluice.stop(), 0);
+    // Each version of the sink wrote a part, and together they are every number once, in
+    // order: what one left in the buffer, the next delivered first.
+    assert_eq!(all(), (0..numbers as u64).collect::<Vec<_>>());
+    assert!(!values(&last, "n").is_empty());
+}
