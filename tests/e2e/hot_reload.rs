@@ -282,3 +282,51 @@ fn sighup_and_a_file_change_reload_and_a_bad_file_changes_nothing() {
     assert!(log.contains("reload refused"), "{log}");
     assert_eq!(sluice.stop(), 0);
 }
+
+/// What the kubelet does to a mounted ConfigMap: each version in its own `..TIMESTAMP`
+/// directory, `..data` a symlink to the current one, each key a symlink through `..data`;
+/// an update writes a new directory and renames a new `..data` link over the old.
+#[test]
+fn a_kubernetes_configmap_update_reloads() {
+    let s = Setup::new();
+    let mount = s.dir.path().join("configmap");
+    std::fs::create_dir(&mount).unwrap();
+    let plugin = s.plugin.display().to_string();
+    let publish = |version: &str, stamp: &str| {
+        s.write_pipeline(&format!("version: {version}"));
+        let text = std::fs::read_to_string(&s.config)
+            .unwrap()
+            .replace("plugin: plugin.wasm", &format!("plugin: {plugin}"));
+        let data = mount.join(stamp);
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("pipeline.yaml"), text).unwrap();
+        let tmp = mount.join("..data_tmp");
+        std::os::unix::fs::symlink(stamp, &tmp).unwrap();
+        std::fs::rename(&tmp, mount.join("..data")).unwrap();
+    };
+    publish("v1", "..2026_11_28_13_00_00.1");
+    std::os::unix::fs::symlink("..data/pipeline.yaml", mount.join("pipeline.yaml")).unwrap();
+    let sluice = Sluice::start(s.dir.path(), &mount.join("pipeline.yaml"));
+    let input = s.dir.path().join("in.log");
+    let out = s.dir.path().join("out.jsonl");
+    let mut n = 0;
+    let mut until_version = |version: &str| {
+        wait_for(Duration::from_secs(20), || {
+            append(&input, [format!(r#"{{"n": {n}}}"#)]);
+            n += 1;
+            let last = read_jsonl(&out).last().cloned()?;
+            (last["plugin_version"] == version).then_some(())
+        })
+        .is_some()
+    };
+    assert!(until_version("v1"), "log:\n{}", sluice.log_text());
+
+    publish("v2", "..2026_11_28_13_05_00.2");
+    std::fs::remove_dir_all(mount.join("..2026_11_28_13_00_00.1")).unwrap();
+    assert!(
+        until_version("v2"),
+        "the ConfigMap update was not noticed; log:\n{}",
+        sluice.log_text()
+    );
+    assert_eq!(sluice.stop(), 0);
+}
