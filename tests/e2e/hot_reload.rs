@@ -18,7 +18,12 @@ fn replace(path: &Path, bytes: &[u8]) {
 /// The chaos plugin with a custom section appended: the same code, another build (another
 /// sha256), as a rebuild of an unchanged plugin would be.
 fn build(tag: &str) -> Vec<u8> {
-    let mut wasm = std::fs::read(plugin_wasm("sluice_plugin_chaos")).unwrap();
+    rebuild("sluice_plugin_chaos", tag)
+}
+
+/// `plugin` with a custom section appended.
+fn rebuild(plugin: &str, tag: &str) -> Vec<u8> {
+    let mut wasm = std::fs::read(plugin_wasm(plugin)).unwrap();
     let name = b"sluice-test-build";
     let mut content = vec![name.len() as u8];
     content.extend_from_slice(name);
@@ -328,5 +333,68 @@ fn a_kubernetes_configmap_update_reloads() {
         "the ConfigMap update was not noticed; log:\n{}",
         sluice.log_text()
     );
+    assert_eq!(sluice.stop(), 0);
+}
+
+/// A plugin that exports snapshot/restore hands its state to its next version in a running
+/// pipeline; one that does not starts fresh, and the log says which happened.
+#[test]
+fn a_stateful_plugin_carries_its_state_into_the_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    for plugin in ["enrich", "metrics"] {
+        std::fs::copy(
+            plugin_wasm(&format!("sluice_plugin_{plugin}")),
+            dir.path().join(format!("{plugin}.wasm")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("chaos.wasm"), build("a")).unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let config = crate::support::pipeline(
+        dir.path(),
+        &format!(
+            r#"
+data_dir: {d}/data
+admin: {{address: "{admin}"}}
+sources:
+  bot: {{type: demo, rate: 500}}
+transforms:
+  enrich: {{inputs: [bot], plugin: enrich.wasm}}
+  metrics: {{inputs: [enrich], plugin: metrics.wasm}}
+  chaos: {{inputs: [metrics], plugin: chaos.wasm, config: {{version: a}}}}
+sinks:
+  out: {{type: file, inputs: [chaos], path: "{d}/out.jsonl"}}
+"#
+        ),
+    );
+    let sluice = Sluice::start(dir.path(), &config);
+    assert!(
+        wait_for_lines(&dir.path().join("out.jsonl"), 200, Duration::from_secs(30)),
+        "log:\n{}",
+        sluice.log_text()
+    );
+    replace(
+        &dir.path().join("metrics.wasm"),
+        &rebuild("sluice_plugin_metrics", "2"),
+    );
+    replace(&dir.path().join("chaos.wasm"), &build("b"));
+    let (status, body) = http("POST", &admin, "/reload", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    // The file watcher may have applied the new builds before this request: the log says
+    // what each swap did either way.
+    let swaps = wait_for(Duration::from_secs(20), || {
+        let log = sluice.log_text();
+        let carried = log
+            .lines()
+            .any(|l| l.contains("state carried over") && l.contains("plugin=metrics"));
+        let fresh = log
+            .lines()
+            .any(|l| l.contains("fresh state") && l.contains("plugin=chaos"));
+        (carried && fresh).then_some(log)
+    });
+    assert!(swaps.is_some(), "log:\n{}", sluice.log_text());
+    let log = sluice.log_text();
+    assert!(!log.contains("plugin=enrich") || !log.contains("new version live; it starts with fresh state (the running version handed over none) plugin=enrich"), "{log}");
     assert_eq!(sluice.stop(), 0);
 }
