@@ -394,7 +394,5 @@ sinks:
         (carried && fresh).then_some(log)
     });
     assert!(swaps.is_some(), "log:\n{}", sluice.log_text());
-    let log = sluice.log_text();
-    assert!(!log.contains("plugin=enrich") || !log.contains("new version live; it starts with fresh state (the running version handed over none) plugin=enrich"), "{log}");
     assert_eq!(sluice.stop(), 0);
 }
