@@ -394,5 +394,45 @@ sinks:
         (carried && fresh).then_some(log)
     });
     assert!(swaps.is_some(), "log:\n{}", sluice.log_text());
+
+    // A new version that cannot take the running one's state (here: another plugin
+    // entirely) is refused, and the running version keeps its state and its place.
+    let metrics_before = http("GET", &admin, "/metrics", &[], b"").1;
+    let running = metrics_before
+        .lines()
+        .find(|l| l.starts_with("sluice_plugin_info{plugin=\"metrics\""))
+        .unwrap_or_else(|| panic!("{metrics_before}"))
+        .to_owned();
+    std::fs::copy(
+        plugin_wasm("sluice_plugin_enrich"),
+        dir.path().join("metrics.tmp~"),
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.path().join("metrics.tmp~"),
+        dir.path().join("metrics.wasm"),
+    )
+    .unwrap();
+    let refused = wait_for(Duration::from_secs(20), || {
+        let (status, body) = http("POST", &admin, "/reload", &[], b"");
+        (status == 422).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the reload was not refused; log:\n{}", sluice.log_text()));
+    assert!(
+        refused.contains("refused the running version's state"),
+        "{refused}"
+    );
+    assert!(refused.contains("running version stays"), "{refused}");
+    let lines = read_jsonl(&dir.path().join("out.jsonl")).len();
+    assert!(
+        wait_for_lines(
+            &dir.path().join("out.jsonl"),
+            lines + 100,
+            Duration::from_secs(20)
+        ),
+        "records stopped after the refused swap"
+    );
+    let metrics_after = http("GET", &admin, "/metrics", &[], b"").1;
+    assert!(metrics_after.contains(&running), "{metrics_after}");
     assert_eq!(sluice.stop(), 0);
 }
