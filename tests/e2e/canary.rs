@@ -39,9 +39,15 @@ transforms:
     plugin: {chaos}
     config: {{version: live}}
     canary: {{plugin: {chaos}, sample: 0.5}}
+  trapping:
+    inputs: [numbers]
+    plugin: {chaos}
+    config: {{version: live}}
+    canary: {{plugin: {chaos}, config: {{version: candidate, trap: true}}, sample: 1}}
 sinks:
   out: {{type: file, inputs: [tag], path: "{d}/out.jsonl"}}
   same_out: {{type: file, inputs: [same], path: "{d}/same.jsonl"}}
+  trap_out: {{type: file, inputs: [trapping], path: "{d}/trap.jsonl"}}
 "#
         ),
     );
@@ -89,8 +95,32 @@ sinks:
             || !metrics.contains("outcome=\"different\",plugin=\"same\""),
         "{metrics}"
     );
+    // A canary that traps on every batch: counted and logged, the live output untouched.
+    assert!(wait_for_lines(
+        &dir.path().join("trap.jsonl"),
+        1000,
+        Duration::from_secs(30)
+    ));
+    let trap_errors = "sluice_canary_records_total{outcome=\"error\",plugin=\"trapping\"} ";
+    let errors = wait_for(Duration::from_secs(10), || {
+        let (_, m) = http("GET", &admin, "/metrics", &[], b"");
+        m.lines()
+            .find_map(|l| l.strip_prefix(trap_errors))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|n| *n > 0.0)
+    });
+    assert!(errors.is_some(), "no canary errors counted");
     let log = sluice.log_text();
+    assert!(log.contains("canary of `trapping` failed"), "{log}");
     assert_eq!(sluice.stop(), 0);
+    let trapped = read_jsonl(&dir.path().join("trap.jsonl"));
+    assert!(
+        trapped
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r["n"] == i && r["plugin_version"] == "live"),
+        "the live output of `trapping` changed"
+    );
 
     // Nothing of the canary's reached the sink.
     let out = read_jsonl(&dir.path().join("out.jsonl"));
