@@ -423,6 +423,9 @@ sinks:
         "{refused}"
     );
     assert!(refused.contains("running version stays"), "{refused}");
+    // Not marked as applied: the next reload tries again, and is refused again.
+    let (status, body) = http("POST", &admin, "/reload", &[], b"");
+    assert_eq!(status, 422, "{body}");
     let lines = read_jsonl(&dir.path().join("out.jsonl")).len();
     assert!(
         wait_for_lines(

@@ -7,7 +7,7 @@
 //! disconnected, and the new sink starts once the old one has delivered what it held.
 
 use super::diff::Diff;
-use super::running::Topology;
+use super::running::{spec, Topology};
 use crate::config::PipelineConfig;
 use crate::reload::{prepare, LoadPipeline, Loaded, ReloadReport, SwapOutcome};
 use crate::transforms::{Swap, Swapped, Version};
@@ -24,7 +24,8 @@ impl Topology {
             .await
             .map_err(|e| format!("loading the pipeline panicked: {e}"))?
             .map_err(|e| format!("the new pipeline is invalid: {e:#}"))?;
-        let diff = Diff::between(&self.current.merged, &new.merged);
+        let diff = Diff::between(&self.running_document(), &new.merged);
+        let doc = new.merged.clone();
         if !diff.needs_restart.is_empty() {
             return Err(format!(
                 "the new pipeline changes {}: restart Sluice to apply that (nothing was changed)",
@@ -72,11 +73,19 @@ impl Topology {
             let Some(task) = self.transforms.get_mut(name) else {
                 continue;
             };
+            let new_spec = spec(&doc, "transforms", name);
             if report.swapped.contains_key(name) || report.unchanged.contains(name) {
                 task.config = config.clone();
+                task.spec = new_spec;
             } else {
-                // The swap was refused: the old settings stay, the new inputs apply.
+                // The swap was refused: the old settings stay (the next reload tries
+                // again), the new inputs apply.
                 task.config.inputs = config.inputs.clone();
+                if let (Some(spec), Some(inputs)) =
+                    (task.spec.as_object_mut(), new_spec.get("inputs"))
+                {
+                    spec.insert("inputs".into(), inputs.clone());
+                }
             }
         }
 
@@ -99,7 +108,7 @@ impl Topology {
             let sink = new_sinks
                 .remove(name)
                 .expect("an added sink is in the new pipeline");
-            match self.start_sink(name, sink, None) {
+            match self.start_sink(name, sink, None, spec(&doc, "sinks", name)) {
                 Ok(()) => report.added.push(name.clone()),
                 Err(e) => refused.push(format!("{e:#}")),
             }
@@ -119,7 +128,10 @@ impl Topology {
             .transforms
             .added
             .iter()
-            .filter_map(|name| new_transforms.remove_entry(name))
+            .filter_map(|name| {
+                let t = new_transforms.remove(name)?;
+                Some((name.clone(), (t, spec(&doc, "transforms", name))))
+            })
             .collect();
         report.added.extend(added_transforms.keys().cloned());
         if let Err(e) = self.start_transforms(added_transforms, added) {
@@ -137,14 +149,15 @@ impl Topology {
             .iter()
             .filter(|n| !diff.sinks.changed.contains(n))
         {
-            if let Some(sink) = new_sinks.get(name) {
+            if let (Some(sink), Some(task)) = (new_sinks.get(name), self.sinks.get_mut(name)) {
+                task.spec = spec(&doc, "sinks", name);
                 self.rewire(name, sink.inputs().to_vec());
                 report.rewired.push(name.clone());
             }
         }
         for name in diff.sources.changed.iter().chain(&diff.sources.added) {
             let source = new_sources.remove(name).expect("in the new pipeline");
-            self.start_source(name, source);
+            self.start_source(name, source, spec(&doc, "sources", name));
         }
         report.added.extend(diff.sources.added.iter().cloned());
         report
@@ -164,7 +177,8 @@ impl Topology {
             if !self.retire_sink(&name).await {
                 tracing::warn!(sink = %name, "the old version of the sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest for the new one)", super::RETIRE_DEADLINE);
             }
-            match self.start_sink(&name, sink, Some(intake)) {
+            let spec = spec(&doc, "sinks", &name);
+            match self.start_sink(&name, sink, Some(intake), spec) {
                 Ok(()) => report.restarted.push(name),
                 Err(e) => refused.push(format!("{e:#}")),
             }

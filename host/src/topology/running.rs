@@ -12,6 +12,7 @@ use crate::sources::{SourceConfig, SourceContext};
 use crate::telemetry::Telemetry;
 use crate::transforms::{Outputs, Swap, TransformConfig, TransformWorker, Version};
 use anyhow::Context as _;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,12 +58,15 @@ struct Consumer {
 }
 
 pub struct SourceTask {
+    /// The component as the YAML wrote it (merged), for the next reload to compare.
+    spec: Value,
     start: u64,
     token: CancellationToken,
     handle: JoinHandle<()>,
 }
 
 pub struct TransformTask {
+    pub spec: Value,
     pub config: TransformConfig,
     pub sha256: String,
     pub swaps: mpsc::Sender<Swap>,
@@ -70,6 +74,7 @@ pub struct TransformTask {
 }
 
 pub struct SinkTask {
+    pub(super) spec: Value,
     abort: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -109,15 +114,49 @@ impl Topology {
         config: PipelineConfig,
         versions: BTreeMap<String, Version>,
     ) -> anyhow::Result<()> {
+        let doc = config.merged;
         for (name, sink) in config.sinks {
-            self.start_sink(&name, sink, None)?;
+            self.start_sink(&name, sink, None, spec(&doc, "sinks", &name))?;
         }
-        self.start_transforms(config.transforms, versions)?;
+        let transforms = config
+            .transforms
+            .into_iter()
+            .map(|(name, t)| {
+                let spec = spec(&doc, "transforms", &name);
+                (name, (t, spec))
+            })
+            .collect();
+        self.start_transforms(transforms, versions)?;
         for (name, source) in config.sources {
-            self.start_source(&name, source);
+            self.start_source(&name, source, spec(&doc, "sources", &name));
         }
         self.update_taps();
         Ok(())
+    }
+
+    /// The running pipeline as a document of the YAML's shape: what each running component
+    /// was started (or last successfully changed) with. A reload compares the new pipeline
+    /// with this, so a change that did not apply is tried again by the next one.
+    pub(super) fn running_document(&self) -> Value {
+        let specs = |components: Vec<(&String, &Value)>| -> Value {
+            Value::Object(
+                components
+                    .into_iter()
+                    .map(|(name, spec)| (name.clone(), spec.clone()))
+                    .collect(),
+            )
+        };
+        let mut doc = serde_json::json!({
+            "sources": specs(self.sources.iter().map(|(n, t)| (n, &t.spec)).collect()),
+            "transforms": specs(self.transforms.iter().map(|(n, t)| (n, &t.spec)).collect()),
+            "sinks": specs(self.sinks.iter().map(|(n, t)| (n, &t.spec)).collect()),
+        });
+        for key in ["data_dir", "admin"] {
+            if let Some(value) = self.current.merged.get(key) {
+                doc[key] = value.clone();
+            }
+        }
+        doc
     }
 
     /// The files a reload depends on: the pipeline files and every plugin in use.
@@ -202,6 +241,7 @@ impl Topology {
         name: &str,
         sink: SinkConfig,
         intake: Option<mpsc::Receiver<Batch>>,
+        spec: Value,
     ) -> anyhow::Result<()> {
         let telemetry = self.telemetry.component(name, sink.kind());
         let abort = self.abort.child_token();
@@ -239,15 +279,24 @@ impl Topology {
             // Saves how far a disk buffer's sink got, once the sink is done with it.
             drop(guard);
         });
-        self.sinks
-            .insert(name.to_owned(), SinkTask { abort, handle });
+        self.sinks.insert(
+            name.to_owned(),
+            SinkTask {
+                spec,
+                abort,
+                handle,
+            },
+        );
         Ok(())
     }
 
     /// Waits for a sink whose inputs were disconnected to deliver what it holds, for at
     /// most [`RETIRE_DEADLINE`]. Returns whether it finished in time.
     pub(super) async fn retire_sink(&mut self, name: &str) -> bool {
-        let Some(SinkTask { abort, mut handle }) = self.sinks.remove(name) else {
+        let Some(SinkTask {
+            abort, mut handle, ..
+        }) = self.sinks.remove(name)
+        else {
             return true;
         };
         let in_time = tokio::time::timeout(RETIRE_DEADLINE, &mut handle)
@@ -264,17 +313,17 @@ impl Topology {
     /// has its consumers before it can send anything.
     pub(super) fn start_transforms(
         &mut self,
-        transforms: BTreeMap<String, TransformConfig>,
+        transforms: BTreeMap<String, (TransformConfig, Value)>,
         mut versions: BTreeMap<String, Version>,
     ) -> anyhow::Result<()> {
         let mut inputs = Vec::new();
-        for (name, t) in transforms {
+        for (name, (t, spec)) in transforms {
             let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
             self.telemetry.watch_buffer(&name, &tx);
             self.connect(&name, t.inputs.clone(), tx);
-            inputs.push((name, t, rx));
+            inputs.push((name, t, spec, rx));
         }
-        for (name, t, input) in inputs {
+        for (name, t, spec, input) in inputs {
             let version = versions.remove(&name).expect("a version per transform");
             let outputs = Outputs {
                 records: self.output(&name),
@@ -301,6 +350,7 @@ impl Topology {
             self.transforms.insert(
                 name,
                 TransformTask {
+                    spec,
                     config: t,
                     sha256,
                     swaps: swaps_tx,
@@ -321,7 +371,7 @@ impl Topology {
         }
     }
 
-    pub(super) fn start_source(&mut self, name: &str, source: SourceConfig) {
+    pub(super) fn start_source(&mut self, name: &str, source: SourceConfig, spec: Value) {
         self.starts += 1;
         let start = self.starts;
         let token = self.sources_token.child_token();
@@ -341,6 +391,7 @@ impl Topology {
         self.sources.insert(
             name.to_owned(),
             SourceTask {
+                spec,
                 start,
                 token,
                 handle,
@@ -427,4 +478,12 @@ impl Topology {
             drain.await;
         }
     }
+}
+
+/// `doc[kind][name]`: one component as the merged YAML wrote it.
+pub(super) fn spec(doc: &Value, kind: &str, name: &str) -> Value {
+    doc.get(kind)
+        .and_then(|components| components.get(name))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
