@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Writes `path` the way deploy tools and editors do: a temporary file renamed over it.
-fn replace(path: &Path, bytes: &[u8]) {
+pub(crate) fn replace(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -17,7 +17,7 @@ fn replace(path: &Path, bytes: &[u8]) {
 
 /// The chaos plugin with a custom section appended: the same code, another build (another
 /// sha256), as a rebuild of an unchanged plugin would be.
-fn build(tag: &str) -> Vec<u8> {
+pub(crate) fn build(tag: &str) -> Vec<u8> {
     rebuild("sluice_plugin_chaos", tag)
 }
 
@@ -36,7 +36,7 @@ fn rebuild(plugin: &str, tag: &str) -> Vec<u8> {
 }
 
 /// A module that speaks another ABI version: the host must refuse to swap it in.
-const WRONG_ABI: &str = r#"(module
+pub(crate) const WRONG_ABI: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "sluice_abi_version") (result i32) (i32.const 99))
   (func (export "sluice_alloc") (param i32) (result i32) (i32.const 1024))
