@@ -257,11 +257,24 @@ fn twenty_topology_changes_under_load_lose_nothing_and_reset_nothing() {
     let (numbers, letters) = (numbers.join().unwrap(), letters.join().unwrap());
 
     let out = s.path("out.jsonl");
-    assert!(
-        wait_for_lines(&out, numbers + letters, Duration::from_secs(60)),
-        "records missing; log:\n{}",
-        sluice.log_text()
-    );
+    if !wait_for_lines(&out, numbers + letters, Duration::from_secs(60)) {
+        let (n, l) = (values(&out, "n"), values(&out, "l"));
+        let missing = |got: &[u64], total: usize| -> Vec<u64> {
+            let got: std::collections::BTreeSet<u64> = got.iter().copied().collect();
+            (0..total as u64)
+                .filter(|i| !got.contains(i))
+                .take(20)
+                .collect()
+        };
+        panic!(
+            "records missing: {} of {numbers} numbers (first missing {:?}), {} of {letters} letters (first missing {:?}); log:\n{}",
+            n.len(),
+            missing(&n, numbers),
+            l.len(),
+            missing(&l, letters),
+            sluice.log_text()
+        );
+    }
     let health = s.get("/health");
     let metrics = s.get("/metrics");
     assert_eq!(sluice.stop(), 0);
@@ -449,4 +462,232 @@ fn a_disk_buffered_sink_replaced_under_load_hands_its_backlog_to_the_next() {
     // order: what one left in the buffer, the next delivered first.
     assert_eq!(all(), (0..numbers as u64).collect::<Vec<_>>());
     assert!(!values(&last, "n").is_empty());
+}
+
+/// A pipeline in `dir` with sources `a` and `b` (files), the chaos plugin at
+/// `plugin.wasm`, and whatever `rest` adds (`transforms:` and `sinks:`).
+struct Graph {
+    dir: tempfile::TempDir,
+    admin: String,
+    config: PathBuf,
+}
+
+impl Graph {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plugin.wasm"), build("g")).unwrap();
+        Graph {
+            admin: format!("127.0.0.1:{}", free_port()),
+            config: dir.path().join("pipeline.yaml"),
+            dir,
+        }
+    }
+
+    fn write(&self, a_poll_ms: u32, rest: &str) {
+        let d = self.dir.path().display();
+        let text = format!(
+            "data_dir: {d}/data\nadmin: {{address: \"{}\"}}\nsources:\n  a: {{type: file, include: [\"{d}/a.log\"], decode: json, poll_interval_ms: {a_poll_ms}}}\n  b: {{type: file, include: [\"{d}/b.log\"], decode: json, poll_interval_ms: 20}}\n{}",
+            self.admin,
+            rest.replace("DIR", &d.to_string())
+        );
+        let tmp = self.config.with_extension("tmp~");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    fn start(&self) -> Sluice {
+        let sluice = Sluice::start(self.dir.path(), &self.config);
+        let up = wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&self.admin).ok()?;
+            (http("GET", &self.admin, "/ready", &[], b"").0 == 200).then_some(())
+        });
+        assert!(up.is_some(), "not ready:\n{}", sluice.log_text());
+        sluice
+    }
+
+    /// Reloads, and answers within `within` (a reload that hangs fails here).
+    fn reload(&self, within: Duration) -> (u16, String) {
+        let started = std::time::Instant::now();
+        let answer = http("POST", &self.admin, "/reload", &[], b"");
+        assert!(
+            started.elapsed() < within,
+            "the reload took {:?}",
+            started.elapsed()
+        );
+        answer
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+const TAG: &str = "plugin: plugin.wasm, config: {version: t}";
+
+/// Every number of `key` from 0 to `total` at least once (a reroute may repeat some).
+fn assert_all_arrive(path: &Path, key: &str, total: usize, log: &str) {
+    let ok = wait_for(Duration::from_secs(30), || {
+        let got: std::collections::BTreeSet<u64> = values(path, key).into_iter().collect();
+        (got.len() == total).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "{} of {total} `{key}` numbers in {}; log:\n{log}",
+        values(path, key)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        path.display()
+    );
+}
+
+#[test]
+fn taking_transforms_out_in_front_of_a_sink_loses_nothing() {
+    let g = Graph::new();
+    g.write(20, &format!("transforms:\n  t: {{inputs: [a], {TAG}}}\n  c: {{inputs: [t], {TAG}}}\nsinks:\n  s: {{type: file, inputs: [c], path: \"DIR/s.jsonl\"}}\n"));
+    let sluice = g.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = feed(g.path("a.log"), "n", 20, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    // Two chained transforms out at once: `t` still hands `c` what it holds, and `c`
+    // hands it to `s`.
+    g.write(20, "transforms:\n  keep: {inputs: [b], plugin: plugin.wasm}\nsinks:\n  s: {type: file, inputs: [a], path: \"DIR/s.jsonl\"}\n".replace("plugin.wasm}", "plugin.wasm, config: {version: k}}").as_str());
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    // And one back in, then out again.
+    g.write(20, &format!("transforms:\n  t: {{inputs: [a], {TAG}}}\nsinks:\n  s: {{type: file, inputs: [t], path: \"DIR/s.jsonl\"}}\n"));
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    g.write(
+        20,
+        "sinks:\n  s: {type: file, inputs: [a], path: \"DIR/s.jsonl\"}\n",
+    );
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let total = feeder.join().unwrap();
+    assert_all_arrive(&g.path("s.jsonl"), "n", total, &sluice.log_text());
+    assert_eq!(sluice.stop(), 0);
+}
+
+#[test]
+fn moving_sinks_off_restarted_sources_and_removed_transforms_takes_effect_at_once() {
+    let g = Graph::new();
+    g.write(
+        20,
+        &format!("transforms:\n  t: {{inputs: [b], {TAG}}}\nsinks:\n  s: {{type: file, inputs: [a, b], path: \"DIR/s.jsonl\"}}\n  r: {{type: file, inputs: [t], path: \"DIR/r1.jsonl\"}}\n"),
+    );
+    let sluice = g.start();
+    append(
+        &g.path("a.log"),
+        (0..10).map(|i| format!(r#"{{"n": {i}}}"#)),
+    );
+    append(
+        &g.path("b.log"),
+        (0..10).map(|i| format!(r#"{{"m": {i}}}"#)),
+    );
+    assert!(wait_for_lines(
+        &g.path("s.jsonl"),
+        20,
+        Duration::from_secs(20)
+    ));
+    assert!(wait_for_lines(
+        &g.path("r1.jsonl"),
+        10,
+        Duration::from_secs(20)
+    ));
+
+    // In one reload: `a` restarts (new poll interval) while `s` stops reading it, and `r`
+    // changes (new path) while moving off `t`, which is removed. Both old connections
+    // must go: the reload answers promptly, and `s` gets no more of `a`.
+    g.write(
+        25,
+        "sinks:\n  s: {type: file, inputs: [b], path: \"DIR/s.jsonl\"}\n  r: {type: file, inputs: [b], path: \"DIR/r2.jsonl\"}\n",
+    );
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    append(
+        &g.path("a.log"),
+        (10..20).map(|i| format!(r#"{{"n": {i}}}"#)),
+    );
+    append(
+        &g.path("b.log"),
+        (10..20).map(|i| format!(r#"{{"m": {i}}}"#)),
+    );
+    assert!(wait_for_lines(
+        &g.path("s.jsonl"),
+        30,
+        Duration::from_secs(20)
+    ));
+    assert!(wait_for_lines(
+        &g.path("r2.jsonl"),
+        10,
+        Duration::from_secs(20)
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(values(&g.path("s.jsonl"), "n"), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        values(&g.path("r2.jsonl"), "m"),
+        (10..20).collect::<Vec<_>>()
+    );
+    assert_eq!(sluice.stop(), 0);
+}
+
+#[test]
+fn a_finished_source_stays_finished_and_a_sink_that_cannot_start_is_retried() {
+    let g = Graph::new();
+    let d = g.dir.path().display().to_string();
+    let demo = "  bot: {type: demo, rate: 1000, count: 50}\n";
+    let with = |extra_sink: &str| {
+        g.write(
+            20,
+            &format!(
+                "sinks:\n  s: {{type: file, inputs: [bot], path: \"DIR/s.jsonl\"}}\n{extra_sink}"
+            ),
+        );
+        // The demo source goes beside `a` and `b`.
+        let text = std::fs::read_to_string(&g.config)
+            .unwrap()
+            .replace("sources:\n", &format!("sources:\n{demo}"));
+        std::fs::write(&g.config, text).unwrap();
+    };
+    with("");
+    let sluice = g.start();
+    assert!(wait_for_lines(
+        &g.path("s.jsonl"),
+        50,
+        Duration::from_secs(20)
+    ));
+
+    // A new sink whose disk buffer cannot be created (a file where its directory goes).
+    std::fs::create_dir_all(g.path("data/buffers")).unwrap();
+    std::fs::write(g.path("data/buffers/d"), b"in the way").unwrap();
+    with(&format!("  d: {{type: file, inputs: [a], path: \"{d}/d.jsonl\", buffer: {{type: disk, max_bytes: 1MiB}}}}\n"));
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("applied in part") && body.contains("sink `d`"),
+        "{body}"
+    );
+    assert!(!http("GET", &g.admin, "/health", &[], b"")
+        .1
+        .contains("\"d\""));
+    // Cleared, the next reload starts it; the demo, finished, is not started again.
+    std::fs::remove_file(g.path("data/buffers/d")).unwrap();
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    // (This request, or the file watcher's reload of the earlier change, started it.)
+    let log = sluice.log_text();
+    assert!(log.contains("added=[\"d\"]"), "{log}");
+    append(&g.path("a.log"), (0..5).map(|i| format!(r#"{{"n": {i}}}"#)));
+    assert!(wait_for_lines(
+        &g.path("d.jsonl"),
+        5,
+        Duration::from_secs(20)
+    ));
+    assert_eq!(read_jsonl(&g.path("s.jsonl")).len(), 50);
+    assert_eq!(sluice.stop(), 0);
 }

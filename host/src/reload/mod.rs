@@ -121,6 +121,9 @@ impl Loaded {
     }
 }
 
+/// How the error of a reload that changed some things but not all begins.
+pub const PARTLY_APPLIED: &str = "the reload applied in part";
+
 /// Logs and counts how a reload went.
 pub fn record_outcome(telemetry: &Telemetry, outcome: &Result<ReloadReport, String>) {
     match outcome {
@@ -151,6 +154,10 @@ pub fn record_outcome(telemetry: &Telemetry, outcome: &Result<ReloadReport, Stri
             telemetry.reloaded("plugin", report.swapped.len() as u64);
             telemetry.reloaded("component", report.components_changed() as u64);
             telemetry.reload_succeeded();
+        }
+        Err(e) if e.starts_with(PARTLY_APPLIED) => {
+            tracing::error!(error = %e, "reload applied in part; what it names keeps running as it was");
+            telemetry.reload_failed("pipeline", e);
         }
         Err(e) => {
             tracing::error!(error = %e, "reload refused; everything keeps running as it was");

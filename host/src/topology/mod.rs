@@ -17,7 +17,7 @@ use crate::reload::{LoadPipeline, ReloadHandle, ReloadRequest};
 use crate::telemetry::Telemetry;
 use crate::transforms::Version;
 use anyhow::Context as _;
-use running::Topology;
+use running::{SourceEnd, Topology};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -86,16 +86,18 @@ pub async fn run(
     while !topology.sources.is_empty() {
         tokio::select! {
             Some((name, start, result)) = finished.recv() => {
-                let current = topology.source_finished(&name, start);
-                match result {
-                    Err(e) if current => {
+                match (topology.source_finished(&name, start, &result), result) {
+                    (Some(SourceEnd::Failed), Err(e)) => {
                         tracing::error!(source = %name, error = %format!("{e:#}"), "source failed; stopping the pipeline");
                         failure.get_or_insert(anyhow::anyhow!("source `{name}` failed: {e:#}"));
                         topology.sources_token.cancel();
                     }
-                    Err(e) => tracing::warn!(source = %name, error = %format!("{e:#}"), "a source stopped by a reload ended with an error"),
-                    Ok(()) if current => tracing::info!(source = %name, "source finished"),
-                    Ok(()) => {}
+                    (Some(SourceEnd::FailedAfterReload), Err(e)) => {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "source started by a reload failed; the rest of the pipeline keeps running (fix it and reload)");
+                    }
+                    (Some(_), _) => tracing::info!(source = %name, "source finished"),
+                    (None, Err(e)) => tracing::warn!(source = %name, error = %format!("{e:#}"), "a source stopped by a reload ended with an error"),
+                    (None, Ok(())) => {}
                 }
             }
             Some(first) = next_request(&mut requests) => {

@@ -9,7 +9,7 @@
 use super::diff::Diff;
 use super::running::{spec, Topology};
 use crate::config::PipelineConfig;
-use crate::reload::{prepare, LoadPipeline, Loaded, ReloadReport, SwapOutcome};
+use crate::reload::{prepare, LoadPipeline, Loaded, ReloadReport, SwapOutcome, PARTLY_APPLIED};
 use crate::transforms::{Swap, Swapped, Version};
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
@@ -96,14 +96,11 @@ impl Topology {
             self.stop_source(name).await;
         }
         report.removed.extend(diff.sources.removed.iter().cloned());
-        // Removed transforms stop receiving; what they hold still reaches their consumers.
-        for name in &diff.transforms.removed {
-            self.retire_transform(name);
-            report.removed.push(name.clone());
-        }
 
-        // New sinks, and new inputs for replaced ones (switched from the old sink's in the
-        // same step).
+        // Every new connection is made before any old one is cut, so a batch always has
+        // somewhere to go: at worst it arrives twice (see docs/reload.md, Limits).
+        // Transforms being removed keep sending what they hold to their consumers.
+        self.retiring = diff.transforms.removed.iter().cloned().collect();
         for name in &diff.sinks.added {
             let sink = new_sinks
                 .remove(name)
@@ -113,6 +110,8 @@ impl Topology {
                 Err(e) => refused.push(format!("{e:#}")),
             }
         }
+        // A replaced sink's new input takes the old one's place on each output in one
+        // step; batches wait in it until the old sink has delivered what it holds.
         let mut replacing = Vec::new();
         for name in &diff.sinks.changed {
             let sink = new_sinks
@@ -122,21 +121,8 @@ impl Topology {
             self.connect(name, sink.inputs().to_vec(), tx);
             replacing.push((name.clone(), sink, rx));
         }
-
-        // New transforms, then the inputs of kept transforms and sinks, then sources.
-        let added_transforms: BTreeMap<_, _> = diff
-            .transforms
-            .added
-            .iter()
-            .filter_map(|name| {
-                let t = new_transforms.remove(name)?;
-                Some((name.clone(), (t, spec(&doc, "transforms", name))))
-            })
-            .collect();
-        report.added.extend(added_transforms.keys().cloned());
-        if let Err(e) = self.start_transforms(added_transforms, added) {
-            refused.push(format!("{e:#}"));
-        }
+        // Kept consumers move before new transforms start, so the first batch a new
+        // transform sends already has them.
         for name in &diff.transforms.rewired {
             if let Some(t) = new_transforms.get(name) {
                 self.rewire(name, t.inputs.clone());
@@ -155,10 +141,32 @@ impl Topology {
                 report.rewired.push(name.clone());
             }
         }
+        let added_transforms: BTreeMap<_, _> = diff
+            .transforms
+            .added
+            .iter()
+            .filter_map(|name| {
+                let t = new_transforms.remove(name)?;
+                Some((name.clone(), (t, spec(&doc, "transforms", name))))
+            })
+            .collect();
+        let names: Vec<String> = added_transforms.keys().cloned().collect();
+        match self.start_transforms(added_transforms, added) {
+            Ok(()) => report.added.extend(names),
+            Err(e) => refused.push(format!("{e:#}")),
+        }
+        for name in &diff.transforms.removed {
+            self.retire_transform(name);
+            report.removed.push(name.clone());
+        }
+        self.retiring.clear();
         for name in diff.sources.changed.iter().chain(&diff.sources.added) {
             let source = new_sources.remove(name).expect("in the new pipeline");
-            self.start_source(name, source, spec(&doc, "sources", name));
+            self.start_source(name, source, spec(&doc, "sources", name), true);
         }
+        // Fanouts of removed components now live only as long as their producers do, so a
+        // sink they fed sees its input close once they finish.
+        self.forget_outputs();
         report.added.extend(diff.sources.added.iter().cloned());
         report
             .restarted
@@ -180,7 +188,12 @@ impl Topology {
             let spec = spec(&doc, "sinks", &name);
             match self.start_sink(&name, sink, Some(intake), spec) {
                 Ok(()) => report.restarted.push(name),
-                Err(e) => refused.push(format!("{e:#}")),
+                Err(e) => {
+                    // Nothing reads its input now: cut it, so its sources are not held
+                    // up; the next reload starts it again (it is not running).
+                    self.disconnect(&name);
+                    refused.push(format!("{e:#}"));
+                }
             }
         }
 
@@ -193,7 +206,10 @@ impl Topology {
         if refused.is_empty() {
             Ok(report)
         } else {
-            Err(refused.join("; "))
+            Err(format!(
+                "{PARTLY_APPLIED}; not applied: {}",
+                refused.join("; ")
+            ))
         }
     }
 

@@ -9,11 +9,11 @@ use crate::plugin::PluginEngine;
 use crate::reload::Loaded;
 use crate::sinks::{SinkConfig, SinkContext};
 use crate::sources::{SourceConfig, SourceContext};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Status, Telemetry};
 use crate::transforms::{Outputs, Swap, TransformConfig, TransformWorker, Version};
 use anyhow::Context as _;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,16 @@ pub const RETIRE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A source that ended: its name, which start of it, and how it ended.
 pub type SourceFinished = (String, u64, anyhow::Result<()>);
+
+pub enum SourceEnd {
+    Finished,
+    /// A source the pipeline was started with failed: the pipeline stops, as it would
+    /// have refused to start.
+    Failed,
+    /// A source a reload started failed (a port in use, say): it is reported, and the rest
+    /// of the pipeline, which was running fine, keeps running.
+    FailedAfterReload,
+}
 
 pub struct Topology {
     pub(super) telemetry: Telemetry,
@@ -46,6 +56,12 @@ pub struct Topology {
     pub(super) sinks: BTreeMap<String, SinkTask>,
     /// Threads of removed transforms, finishing what they were given.
     retired: Vec<std::thread::JoinHandle<()>>,
+    /// Transforms a reload in progress is removing: their consumers stay connected to
+    /// them until they have sent what they hold.
+    pub(super) retiring: BTreeSet<String>,
+    /// Sources that finished on their own (a demo with a `count`, stdin closed): a
+    /// reload that leaves them as they are must not start them again.
+    ended: BTreeMap<String, Value>,
     finished: mpsc::UnboundedSender<SourceFinished>,
     starts: u64,
     /// What the running pipeline was built from, for the next reload to compare.
@@ -60,6 +76,9 @@ struct Consumer {
 pub struct SourceTask {
     /// The component as the YAML wrote it (merged), for the next reload to compare.
     spec: Value,
+    kind: &'static str,
+    /// Started by a reload: if it fails, the rest of the pipeline keeps running.
+    by_reload: bool,
     start: u64,
     token: CancellationToken,
     handle: JoinHandle<()>,
@@ -99,6 +118,8 @@ impl Topology {
             transforms: BTreeMap::new(),
             sinks: BTreeMap::new(),
             retired: Vec::new(),
+            retiring: BTreeSet::new(),
+            ended: BTreeMap::new(),
             finished,
             starts: 0,
             current: Loaded::of(config),
@@ -128,7 +149,7 @@ impl Topology {
             .collect();
         self.start_transforms(transforms, versions)?;
         for (name, source) in config.sources {
-            self.start_source(&name, source, spec(&doc, "sources", &name));
+            self.start_source(&name, source, spec(&doc, "sources", &name), false);
         }
         self.update_taps();
         Ok(())
@@ -147,7 +168,13 @@ impl Topology {
             )
         };
         let mut doc = serde_json::json!({
-            "sources": specs(self.sources.iter().map(|(n, t)| (n, &t.spec)).collect()),
+            "sources": specs(
+                self.sources
+                    .iter()
+                    .map(|(n, t)| (n, &t.spec))
+                    .chain(self.ended.iter())
+                    .collect()
+            ),
             "transforms": specs(self.transforms.iter().map(|(n, t)| (n, &t.spec)).collect()),
             "sinks": specs(self.sinks.iter().map(|(n, t)| (n, &t.spec)).collect()),
         });
@@ -198,7 +225,7 @@ impl Topology {
                 // A transform being removed still sends what it was given before its
                 // inputs were cut: that reaches its consumers, then its fanout goes away
                 // with it.
-                if !self.produces(gone) {
+                if self.retiring.contains(component(gone)) {
                     continue;
                 }
                 if let Some(fanout) = self.outputs.get(gone) {
@@ -206,12 +233,6 @@ impl Topology {
                 }
             }
         }
-    }
-
-    /// Whether a running source or transform makes `output`.
-    fn produces(&self, output: &str) -> bool {
-        let component = output.split('.').next().unwrap_or(output);
-        self.sources.contains_key(component) || self.transforms.contains_key(component)
     }
 
     /// Moves `consumer` to the outputs in `inputs`.
@@ -225,8 +246,13 @@ impl Topology {
     /// arrive, its input closes and it finishes.
     pub(super) fn disconnect(&mut self, consumer: &str) {
         if let Some(Consumer { inputs, .. }) = self.consumers.remove(consumer) {
-            for input in inputs {
-                if let Some(fanout) = self.outputs.get(&input) {
+            // Of two chained transforms being removed, the first still hands the second
+            // what it holds.
+            for input in inputs
+                .iter()
+                .filter(|i| !self.retiring.contains(component(i)))
+            {
+                if let Some(fanout) = self.outputs.get(input) {
                     fanout.remove(consumer);
                 }
             }
@@ -245,8 +271,13 @@ impl Topology {
     ) -> anyhow::Result<()> {
         let telemetry = self.telemetry.component(name, sink.kind());
         let abort = self.abort.child_token();
-        let buffer = Buffer::build(sink.buffer(), name, &self.data_dir, &telemetry, &abort)
-            .with_context(|| format!("sink `{name}`: cannot open its buffer"))?;
+        let buffer = match Buffer::build(sink.buffer(), name, &self.data_dir, &telemetry, &abort) {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                self.telemetry.forget(name);
+                return Err(e).with_context(|| format!("sink `{name}`: cannot open its buffer"));
+            }
+        };
         self.telemetry.watch_buffer(name, &buffer.sender);
         match intake {
             Some(mut intake) => {
@@ -304,7 +335,15 @@ impl Topology {
             .is_ok();
         if !in_time {
             abort.cancel();
-            let _ = handle.await;
+            // A sink waiting for input rather than retrying does not look at `abort`; its
+            // undelivered batches are marked failed when its task is dropped.
+            if tokio::time::timeout(Duration::from_secs(5), &mut handle)
+                .await
+                .is_err()
+            {
+                handle.abort();
+                let _ = handle.await;
+            }
         }
         in_time
     }
@@ -365,13 +404,22 @@ impl Topology {
     /// when the pipeline drains).
     pub(super) fn retire_transform(&mut self, name: &str) {
         self.disconnect(name);
+        self.retired.retain(|thread| !thread.is_finished());
         if let Some(task) = self.transforms.remove(name) {
             self.retired.push(task.thread);
             self.telemetry.plugin_stopped(name, &task.sha256);
         }
     }
 
-    pub(super) fn start_source(&mut self, name: &str, source: SourceConfig, spec: Value) {
+    pub(super) fn start_source(
+        &mut self,
+        name: &str,
+        source: SourceConfig,
+        spec: Value,
+        by_reload: bool,
+    ) {
+        self.ended.remove(name);
+        let kind = source.kind();
         self.starts += 1;
         let start = self.starts;
         let token = self.sources_token.child_token();
@@ -392,6 +440,8 @@ impl Topology {
             name.to_owned(),
             SourceTask {
                 spec,
+                kind,
+                by_reload,
                 start,
                 token,
                 handle,
@@ -401,20 +451,38 @@ impl Topology {
 
     /// Stops a source and waits for it to finish (a file source saves its checkpoint).
     pub(super) async fn stop_source(&mut self, name: &str) {
+        self.ended.remove(name);
         if let Some(task) = self.sources.remove(name) {
             task.token.cancel();
             let _ = task.handle.await;
         }
     }
 
-    /// Takes note of a source that ended; false for one a reload already stopped.
-    pub fn source_finished(&mut self, name: &str, start: u64) -> bool {
-        if self.sources.get(name).is_some_and(|s| s.start == start) {
-            self.sources.remove(name);
-            true
-        } else {
-            false
+    /// Takes note of a source that ended. `None` for one a reload already stopped.
+    pub fn source_finished(
+        &mut self,
+        name: &str,
+        start: u64,
+        result: &anyhow::Result<()>,
+    ) -> Option<SourceEnd> {
+        if self.sources.get(name).is_none_or(|s| s.start != start) {
+            return None;
         }
+        let task = self.sources.remove(name).expect("checked above");
+        Some(match result {
+            Ok(()) => {
+                self.ended.insert(name.to_owned(), task.spec);
+                SourceEnd::Finished
+            }
+            // Not remembered: the next reload starts it again.
+            Err(e) if task.by_reload => {
+                self.telemetry
+                    .component(name, task.kind)
+                    .set_status(Status::Degraded, Some(format!("{e:#}")));
+                SourceEnd::FailedAfterReload
+            }
+            Err(_) => SourceEnd::Failed,
+        })
     }
 
     /// Lets go of every output no component produces any more.
@@ -478,6 +546,11 @@ impl Topology {
             drain.await;
         }
     }
+}
+
+/// The component an output belongs to: `enrich` for `enrich.metrics`.
+fn component(output: &str) -> &str {
+    output.split('.').next().unwrap_or(output)
 }
 
 /// `doc[kind][name]`: one component as the merged YAML wrote it.

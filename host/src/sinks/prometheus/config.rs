@@ -140,9 +140,10 @@ impl PrometheusSinkConfig {
                 _ = sweep.tick() => store.expire_idle_gauges(),
             }
         }
-        // The endpoint stays up until the pipeline is torn down, so a last scrape can
-        // collect the final values.
+        // Stopped, and waited for, so a sink a reload starts in this one's place can bind
+        // the same address at once.
         server.1.abort();
+        let _ = server.1.await;
         Ok(())
     }
 }
