@@ -9,7 +9,6 @@ mod reconfigure;
 mod running;
 
 pub use fanout::{Fanout, CHANNEL_CAPACITY};
-pub use running::RETIRE_DEADLINE;
 
 use crate::config::PipelineConfig;
 use crate::plugin::PluginEngine;

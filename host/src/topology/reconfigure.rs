@@ -7,7 +7,7 @@
 //! disconnected, and the new sink starts once the old one has delivered what it held.
 
 use super::diff::Diff;
-use super::running::{spec, Topology};
+use super::running::{spec, Topology, RETIRE_DEADLINE};
 use crate::config::PipelineConfig;
 use crate::reload::{prepare, LoadPipeline, Loaded, ReloadReport, SwapOutcome, PARTLY_APPLIED};
 use crate::transforms::{Swap, Swapped, Version};
@@ -177,13 +177,13 @@ impl Topology {
         for name in &diff.sinks.removed {
             self.disconnect(name);
             if !self.retire_sink(name).await {
-                tracing::warn!(sink = %name, "removed sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest)", super::RETIRE_DEADLINE);
+                tracing::warn!(sink = %name, "removed sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest)", RETIRE_DEADLINE);
             }
             report.removed.push(name.clone());
         }
         for (name, sink, intake) in replacing {
             if !self.retire_sink(&name).await {
-                tracing::warn!(sink = %name, "the old version of the sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest for the new one)", super::RETIRE_DEADLINE);
+                tracing::warn!(sink = %name, "the old version of the sink did not deliver everything within {:?}; it was stopped (a disk buffer keeps the rest for the new one)", RETIRE_DEADLINE);
             }
             let spec = spec(&doc, "sinks", &name);
             match self.start_sink(&name, sink, Some(intake), spec) {
