@@ -85,10 +85,10 @@ pub struct SourceTask {
 }
 
 pub struct TransformTask {
-    pub spec: Value,
-    pub config: TransformConfig,
-    pub sha256: String,
-    pub swaps: mpsc::Sender<Swap>,
+    pub(super) spec: Value,
+    pub(super) config: TransformConfig,
+    pub(super) sha256: String,
+    pub(super) swaps: mpsc::Sender<Swap>,
     thread: std::thread::JoinHandle<()>,
 }
 
