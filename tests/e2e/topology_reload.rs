@@ -122,15 +122,17 @@ fn feed(
     std::thread::spawn(move || {
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
-            append(
-                &input,
-                (n..n + per_burst).map(|i| format!(r#"{{"{key}": {i}}}"#)),
-            );
+            append(&input, numbered(key, n as u64..(n + per_burst) as u64));
             n += per_burst;
             std::thread::sleep(Duration::from_millis(10));
         }
         n
     })
+}
+
+/// `{"<key>": i}` lines for each `i` in `range`.
+fn numbered(key: &'static str, range: std::ops::Range<u64>) -> impl Iterator<Item = String> {
+    range.map(move |i| format!(r#"{{"{key}": {i}}}"#))
 }
 
 /// The values of `key` in a sink's file, in the order written.
@@ -352,10 +354,7 @@ fn a_reload_that_cannot_apply_changes_nothing() {
     };
     let s = Setup::new(&shape);
     let sluice = s.start();
-    append(
-        &s.path("numbers.log"),
-        (0..10).map(|i| format!(r#"{{"n": {i}}}"#)),
-    );
+    append(&s.path("numbers.log"), numbered("n", 0..10));
     assert!(wait_for_lines(
         &s.path("out.jsonl"),
         10,
@@ -397,10 +396,7 @@ fn a_reload_that_cannot_apply_changes_nothing() {
         !health.contains("\"broken\"") && !health.contains("\"copy\""),
         "{health}"
     );
-    append(
-        &s.path("numbers.log"),
-        (10..20).map(|i| format!(r#"{{"n": {i}}}"#)),
-    );
+    append(&s.path("numbers.log"), numbered("n", 10..20));
     assert!(wait_for_lines(
         &s.path("out.jsonl"),
         20,
@@ -581,14 +577,8 @@ fn moving_sinks_off_restarted_sources_and_removed_transforms_takes_effect_at_onc
         &format!("transforms:\n  t: {{inputs: [b], {TAG}}}\nsinks:\n  s: {{type: file, inputs: [a, b], path: \"DIR/s.jsonl\"}}\n  r: {{type: file, inputs: [t], path: \"DIR/r1.jsonl\"}}\n"),
     );
     let sluice = g.start();
-    append(
-        &g.path("a.log"),
-        (0..10).map(|i| format!(r#"{{"n": {i}}}"#)),
-    );
-    append(
-        &g.path("b.log"),
-        (0..10).map(|i| format!(r#"{{"m": {i}}}"#)),
-    );
+    append(&g.path("a.log"), numbered("n", 0..10));
+    append(&g.path("b.log"), numbered("m", 0..10));
     assert!(wait_for_lines(
         &g.path("s.jsonl"),
         20,
@@ -609,14 +599,8 @@ fn moving_sinks_off_restarted_sources_and_removed_transforms_takes_effect_at_onc
     );
     let (status, body) = g.reload(Duration::from_secs(10));
     assert_eq!(status, 200, "{body}");
-    append(
-        &g.path("a.log"),
-        (10..20).map(|i| format!(r#"{{"n": {i}}}"#)),
-    );
-    append(
-        &g.path("b.log"),
-        (10..20).map(|i| format!(r#"{{"m": {i}}}"#)),
-    );
+    append(&g.path("a.log"), numbered("n", 10..20));
+    append(&g.path("b.log"), numbered("m", 10..20));
     assert!(wait_for_lines(
         &g.path("s.jsonl"),
         30,
@@ -682,7 +666,7 @@ fn a_finished_source_stays_finished_and_a_sink_that_cannot_start_is_retried() {
     // (This request, or the file watcher's reload of the earlier change, started it.)
     let log = sluice.log_text();
     assert!(log.contains("added=[\"d\"]"), "{log}");
-    append(&g.path("a.log"), (0..5).map(|i| format!(r#"{{"n": {i}}}"#)));
+    append(&g.path("a.log"), numbered("n", 0..5));
     assert!(wait_for_lines(
         &g.path("d.jsonl"),
         5,
