@@ -252,7 +252,7 @@ impl Telemetry {
             .set(1);
     }
 
-    /// A reload removed the transform `plugin`.
+    /// A removed transform must not look like it still runs a version on a dashboard.
     pub fn plugin_stopped(&self, plugin: &str, sha256: &str) {
         let _ = self.plugin_info.remove_label_values(&[
             plugin,

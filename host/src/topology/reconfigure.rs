@@ -57,7 +57,8 @@ impl Topology {
         };
         let mut refused = Vec::new();
 
-        // Plugin swaps, between two batches of each worker.
+        // Swaps first: they are the likeliest part to be refused (a new version may
+        // refuse the old one's state), and a refusal leaves the old version running.
         for (name, version) in swaps {
             match self.swap(&name, version).await {
                 Ok(how) => {

@@ -235,7 +235,8 @@ impl Topology {
         }
     }
 
-    /// Moves `consumer` to the outputs in `inputs`.
+    /// Keeps `consumer`'s sender: a transform or sink that only changed inputs goes on
+    /// reading the same channel, so nothing queued for it is lost.
     pub(super) fn rewire(&mut self, consumer: &str, inputs: Vec<String>) {
         if let Some(sender) = self.consumers.get(consumer).map(|c| c.sender.clone()) {
             self.connect(consumer, inputs, sender);
@@ -449,7 +450,8 @@ impl Topology {
         );
     }
 
-    /// Stops a source and waits for it to finish (a file source saves its checkpoint).
+    /// Waits for the source to finish, so a file source has saved its checkpoint before a
+    /// successor with new settings reads from it.
     pub(super) async fn stop_source(&mut self, name: &str) {
         self.ended.remove(name);
         if let Some(task) = self.sources.remove(name) {
