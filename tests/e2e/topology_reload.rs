@@ -675,3 +675,53 @@ fn a_finished_source_stays_finished_and_a_sink_that_cannot_start_is_retried() {
     assert_eq!(read_jsonl(&g.path("s.jsonl")).len(), 50);
     assert_eq!(sluice.stop(), 0);
 }
+
+#[test]
+fn a_source_a_reload_starts_may_fail_without_stopping_the_pipeline() {
+    let g = Graph::new();
+    let sinks = "sinks:\n  s: {type: file, inputs: [a], path: \"DIR/s.jsonl\"}\n";
+    g.write(20, sinks);
+    let sluice = g.start();
+    // A new http source on an address something else holds: it cannot bind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let with_http = |g: &Graph| {
+        g.write(20, sinks);
+        let text = std::fs::read_to_string(&g.config).unwrap().replace(
+            "sources:\n",
+            &format!("sources:\n  h: {{type: http, address: \"{address}\"}}\n"),
+        );
+        std::fs::write(&g.config, text).unwrap();
+    };
+    with_http(&g);
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    let health = wait_for(Duration::from_secs(20), || {
+        let body = http("GET", &g.admin, "/health", &[], b"").1;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["components"]["h"]["status"] == "degraded").then_some(v)
+    })
+    .unwrap_or_else(|| panic!("`h` not shown degraded; log:\n{}", sluice.log_text()));
+    assert!(
+        health["components"]["h"]["last_error"].as_str().is_some(),
+        "{health}"
+    );
+    // The rest keeps running.
+    append(&g.path("a.log"), numbered("n", 0..5));
+    assert!(wait_for_lines(
+        &g.path("s.jsonl"),
+        5,
+        Duration::from_secs(20)
+    ));
+    // Once the address is free, the next reload starts it: it was not recorded as running.
+    drop(taken);
+    let (status, body) = g.reload(Duration::from_secs(10));
+    assert_eq!(status, 200, "{body}");
+    let running = wait_for(Duration::from_secs(20), || {
+        let body = http("GET", &g.admin, "/health", &[], b"").1;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["components"]["h"]["status"] == "running").then_some(())
+    });
+    assert!(running.is_some(), "log:\n{}", sluice.log_text());
+    assert_eq!(sluice.stop(), 0);
+}

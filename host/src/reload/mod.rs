@@ -187,8 +187,13 @@ pub fn prepare(
     running_sha: &str,
     same_settings: bool,
 ) -> Result<Option<Version>, String> {
+    let keeps = if running_sha.is_empty() {
+        "nothing was changed"
+    } else {
+        "the running version stays"
+    };
     // LoadError names the plugin already.
-    let failed = |e: LoadError| format!("{e}; the running version stays");
+    let failed = |e: LoadError| format!("{e}; {keeps}");
     if same_settings {
         // The common case, every transform on every reload: skip the load when the file
         // is the one running.
@@ -213,9 +218,7 @@ pub fn prepare(
     )
     .map_err(failed)?;
     let refused = |e: String| {
-        format!(
-            "plugin `{name}`: the new version failed its self-check batch: {e}; the running version stays"
-        )
+        format!("plugin `{name}`: the new version failed its self-check batch: {e}; {keeps}")
     };
     match check.process(&self_check_batch()) {
         Ok(response) => {

@@ -25,7 +25,6 @@ impl Topology {
             .map_err(|e| format!("loading the pipeline panicked: {e}"))?
             .map_err(|e| format!("the new pipeline is invalid: {e:#}"))?;
         let diff = Diff::between(&self.running_document(), &new.merged);
-        let doc = new.merged.clone();
         if !diff.needs_restart.is_empty() {
             return Err(format!(
                 "the new pipeline changes {}: restart Sluice to apply that (nothing was changed)",
@@ -42,6 +41,7 @@ impl Topology {
             sources: mut new_sources,
             transforms: mut new_transforms,
             sinks: mut new_sinks,
+            merged: doc,
             ..
         } = new;
         let mut report = ReloadReport {
@@ -201,7 +201,6 @@ impl Topology {
         for name in &report.removed {
             self.telemetry.forget(name);
         }
-        self.forget_outputs();
         self.update_taps();
         self.current = loaded;
         if refused.is_empty() {

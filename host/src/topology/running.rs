@@ -221,16 +221,22 @@ impl Topology {
             .insert(consumer.to_owned(), Consumer { inputs, sender });
         if let Some(before) = before {
             let now = &self.consumers[consumer].inputs;
-            for gone in before.inputs.iter().filter(|o| !now.contains(o)) {
-                // A transform being removed still sends what it was given before its
-                // inputs were cut: that reaches its consumers, then its fanout goes away
-                // with it.
-                if self.retiring.contains(component(gone)) {
-                    continue;
-                }
-                if let Some(fanout) = self.outputs.get(gone) {
-                    fanout.remove(consumer);
-                }
+            let gone: Vec<&String> = before.inputs.iter().filter(|o| !now.contains(o)).collect();
+            self.cut(consumer, gone);
+        }
+    }
+
+    /// Stops `outputs` sending to `consumer`, except those of a transform being removed:
+    /// it still sends what it was given before its inputs were cut (to a consumer that
+    /// moved elsewhere, or to the next removed transform of a chain), then its fanout goes
+    /// away with it.
+    fn cut<'a>(&self, consumer: &str, outputs: impl IntoIterator<Item = &'a String>) {
+        for output in outputs {
+            if self.retiring.contains(component(output)) {
+                continue;
+            }
+            if let Some(fanout) = self.outputs.get(output) {
+                fanout.remove(consumer);
             }
         }
     }
@@ -247,16 +253,7 @@ impl Topology {
     /// arrive, its input closes and it finishes.
     pub(super) fn disconnect(&mut self, consumer: &str) {
         if let Some(Consumer { inputs, .. }) = self.consumers.remove(consumer) {
-            // Of two chained transforms being removed, the first still hands the second
-            // what it holds.
-            for input in inputs
-                .iter()
-                .filter(|i| !self.retiring.contains(component(i)))
-            {
-                if let Some(fanout) = self.outputs.get(input) {
-                    fanout.remove(consumer);
-                }
-            }
+            self.cut(consumer, &inputs);
         }
     }
 
@@ -425,7 +422,7 @@ impl Topology {
         let start = self.starts;
         let token = self.sources_token.child_token();
         let cx = SourceContext {
-            telemetry: self.telemetry.component(name, source.kind()),
+            telemetry: self.telemetry.component(name, kind),
             out: self.output(name),
             shutdown: token.clone(),
             data_dir: self.data_dir.clone(),
